@@ -1,0 +1,163 @@
+/* Shared helpers: error records, secret wiping, trusted files, UTF-8. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codes.h"
+#include "util.h"
+
+void
+perr_set(struct psync_err *err, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err == NULL)
+		return;
+	err->code = code;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	va_end(ap);
+}
+
+void
+perr_clear(struct psync_err *err)
+{
+	if (err == NULL)
+		return;
+	err->code = PSYNC_OK;
+	err->msg[0] = '\0';
+}
+
+void
+secure_wipe(void *p, size_t len)
+{
+	if (p != NULL && len > 0)
+		explicit_bzero(p, len);
+}
+
+void
+secure_free_str(char *s)
+{
+	if (s == NULL)
+		return;
+	secure_wipe(s, strlen(s));
+	free(s);
+}
+
+int
+file_check_trusted(int fd, const char *path, bool private, struct psync_err *err)
+{
+	struct stat st;
+	uid_t owner_ok = geteuid();
+
+	if (fstat(fd, &st) == -1) {
+		perr_set(err, PSYNC_E_OPEN, "%s: cannot stat: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		perr_set(err, PSYNC_E_OPEN, "%s: not a regular file", path);
+		return -1;
+	}
+	/* Root-owned in production; a test running unprivileged owns its files. */
+	if (st.st_uid != 0 && st.st_uid != owner_ok) {
+		perr_set(err, PSYNC_E_OPEN,
+		    "%s: refused: owned by uid %u, must be owned by root",
+		    path, (unsigned)st.st_uid);
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		perr_set(err, PSYNC_E_OPEN,
+		    "%s: refused: group- or world-writable (mode %04o); "
+		    "run chmod go-w on it", path, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	if (private && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		perr_set(err, PSYNC_E_OPEN,
+		    "%s: refused: key file readable by group or others "
+		    "(mode %04o); run chmod 600 on it", path,
+		    (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+int
+file_open_trusted(const char *path, bool private, struct psync_err *err)
+{
+	int fd;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	if (fd == -1) {
+		perr_set(err, errno == ENOENT ? PSYNC_E_FILE_NOT_FOUND : PSYNC_E_OPEN,
+		    "%s: cannot open: %s", path, strerror(errno));
+		return -1;
+	}
+	if (file_check_trusted(fd, path, private, err) == -1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+long
+utf8_length(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	long n = 0;
+
+	while (*p != '\0') {
+		unsigned int c = *p, cp;
+		int extra, i;
+
+		if (c < 0x80) {
+			p++;
+			n++;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			extra = 1;
+			cp = c & 0x1f;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			extra = 2;
+			cp = c & 0x0f;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			extra = 3;
+			cp = c & 0x07;
+		} else {
+			return -1;
+		}
+		for (i = 1; i <= extra; i++) {
+			if ((p[i] & 0xc0) != 0x80)
+				return -1;
+			cp = (cp << 6) | (p[i] & 0x3f);
+		}
+		if ((extra == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+		    (extra == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+			return -1;
+		p += extra + 1;
+		n++;
+	}
+	return n;
+}
+
+size_t
+str_copy(char *dst, const char *src, size_t dstlen)
+{
+	size_t len = strlen(src);
+
+	if (dstlen > 0) {
+		size_t n = len < dstlen - 1 ? len : dstlen - 1;
+
+		memcpy(dst, src, n);
+		dst[n] = '\0';
+	}
+	return len;
+}
