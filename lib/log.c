@@ -128,7 +128,7 @@ log_msg(int priority, const char *fmt, ...)
 	va_end(ap);
 }
 
-static void
+static void __attribute__((format(printf, 3, 0)))
 log_with_errno(int priority, int err, const char *fmt, va_list ap)
 {
 	char buf[900];

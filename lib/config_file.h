@@ -4,8 +4,8 @@
  * every cross-reference, and reports each problem as "FILE:LINE: option
  * 'NAME': what was expected". The structures are read-only after loading.
  */
-#ifndef PSYNC_CONFIG_H
-#define PSYNC_CONFIG_H
+#ifndef PSYNC_CONFIG_FILE_H
+#define PSYNC_CONFIG_FILE_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,0 +1,107 @@
+/*
+ * psyncctl: the administrator's command-line tool. main() picks a command
+ * from the table; each command parses its own options (every command
+ * accepts -c FILE) and prints its answer.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "psyncctl.h"
+#include "util.h"
+
+static const struct {
+	const char	*name;
+	int		(*fn)(struct ctl *, int, char **);
+	const char	*usage;
+} commands[] = {
+	{ "policy",	cmd_policy,
+	  "policy USER [--peer NAME | --from NAME] [--password-stdin]" },
+	{ "import-sso",	cmd_import_sso,	"import-sso [FILE]" },
+};
+
+static void
+usage(FILE *out)
+{
+	size_t i;
+
+	fprintf(out, "usage: psyncctl [-c FILE] COMMAND [ARGS]\n"
+	    "  -c FILE  configuration file (default " PSYNC_DEFAULT_CONFIG ")\n"
+	    "commands:\n");
+	for (i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %s\n", commands[i].usage);
+}
+
+static void
+print_problem(void *ctx, const char *message)
+{
+	(void)ctx;
+	fprintf(stderr, "psyncctl: %s\n", message);
+}
+
+struct psync_config *
+ctl_load_config(const struct ctl *ctl)
+{
+	return config_load(ctl->config_path, true, print_problem, NULL);
+}
+
+char *
+ctl_read_secret_line(const char *what)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+
+	n = getline(&line, &cap, stdin);
+	if (n <= 0) {
+		fprintf(stderr, "psyncctl: expected %s on standard input\n", what);
+		secure_wipe(line, cap);
+		free(line);
+		return NULL;
+	}
+	if (line[n - 1] == '\n')
+		line[--n] = '\0';
+	if (n > 0 && line[n - 1] == '\r')
+		line[--n] = '\0';
+	return line;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct ctl ctl = { PSYNC_DEFAULT_CONFIG, NULL };
+	int i = 1;
+	size_t c;
+
+	log_init("psyncctl", LOG_TARGET_STDERR, LOG_AUTHPRIV);
+	while (i < argc && argv[i][0] == '-') {
+		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+			ctl.config_path = argv[i + 1];
+			i += 2;
+		} else if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			usage(stdout);
+			return CTL_OK;
+		} else {
+			usage(stderr);
+			return CTL_USAGE;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return CTL_USAGE;
+	}
+	for (c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
+		if (strcmp(argv[i], commands[c].name) == 0) {
+			ctl.command = commands[c].name;
+			return commands[c].fn(&ctl, argc - i, argv + i);
+		}
+	}
+	fprintf(stderr, "psyncctl: unknown command '%s'\n", argv[i]);
+	usage(stderr);
+	return CTL_USAGE;
+}

@@ -1,0 +1,266 @@
+/*
+ * Account lookups for the policy. The files store reads the configured
+ * passwd, shadow and group files (so a test host or a chroot can point
+ * elsewhere); the other stores ask NSS.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <pwd.h>
+#include <shadow.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "account.h"
+#include "codes.h"
+
+void
+account_classify_hash(const char *hash, bool *locked, bool *disabled)
+{
+	*locked = hash != NULL && hash[0] == '!';
+	/* "*", "x" or an empty field in shadow: no usable password, no login. */
+	*disabled = hash == NULL || hash[0] == '*' ||
+	    (hash[0] != '!' && hash[0] != '$' && strlen(hash) < 13);
+}
+
+void
+account_clear(struct account *a)
+{
+	size_t i;
+
+	for (i = 0; a->groups != NULL && i < a->n_groups; i++)
+		free(a->groups[i]);
+	free(a->groups);
+	memset(a, 0, sizeof(*a));
+}
+
+bool
+account_in_group(const struct account *a, const char *group)
+{
+	size_t i;
+
+	for (i = 0; i < a->n_groups; i++)
+		if (strcmp(a->groups[i], group) == 0)
+			return true;
+	return false;
+}
+
+static int
+add_group(struct account *a, const char *name)
+{
+	char **ng;
+
+	if (account_in_group(a, name) || a->n_groups >= ACCOUNT_MAX_GROUPS)
+		return 0;
+	ng = realloc(a->groups, (a->n_groups + 1) * sizeof(*ng));
+	if (ng == NULL)
+		return -1;
+	a->groups = ng;
+	a->groups[a->n_groups] = strdup(name);
+	if (a->groups[a->n_groups] == NULL)
+		return -1;
+	a->n_groups++;
+	return 0;
+}
+
+static bool
+expired_now(long expire_days)
+{
+	long today = (long)(time(NULL) / 86400);
+
+	return expire_days >= 0 && expire_days <= today;
+}
+
+/*
+ * passwd: an exact match wins; otherwise, with case_ignore, exactly one
+ * case-insensitive match is accepted and two are an ambiguity.
+ */
+static int
+files_passwd(const char *path, const char *name, bool case_ignore,
+    struct account *a, char *pw_hash, size_t hashlen, struct psync_err *err)
+{
+	FILE *f;
+	struct passwd *pw;
+	char other[NAME_MAX_LEN] = "";
+	int folded = 0, rc = -1;
+	bool exact = false;
+
+	f = fopen(path, "re");
+	if (f == NULL) {
+		perr_set(err, PSYNC_E_OPEN, "%s: cannot open: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	while ((pw = fgetpwent(f)) != NULL) {
+		exact = strcmp(pw->pw_name, name) == 0;
+		if (!exact && !(case_ignore && strcasecmp(pw->pw_name, name) == 0))
+			continue;
+		if (!exact && folded++ > 0) {
+			str_copy(other, pw->pw_name, sizeof(other));
+			continue;
+		}
+		str_copy(a->name, pw->pw_name, sizeof(a->name));
+		a->uid = pw->pw_uid;
+		a->gid = pw->pw_gid;
+		str_copy(pw_hash, pw->pw_passwd, hashlen);
+		if (exact)
+			break;
+	}
+	if (!exact && folded > 1) {
+		perr_set(err, PSYNC_E_BAD_USER, "user name '%s' matches both "
+		    "'%s' and '%s' when case is ignored", name, a->name, other);
+		goto done;
+	}
+	rc = exact || folded == 1 ? 0 : 1;
+	if (rc == 1)
+		perr_set(err, PSYNC_E_NO_USER, "user %s does not exist", name);
+done:
+	fclose(f);
+	return rc;
+}
+
+static int
+files_shadow(const char *path, struct account *a, struct psync_err *err)
+{
+	FILE *f;
+	struct spwd *sp;
+
+	f = fopen(path, "re");
+	if (f == NULL) {
+		perr_set(err, PSYNC_E_OPEN, "%s: cannot open: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	while ((sp = fgetspent(f)) != NULL) {
+		if (strcmp(sp->sp_namp, a->name) != 0)
+			continue;
+		a->has_shadow = true;
+		account_classify_hash(sp->sp_pwdp, &a->locked, &a->disabled);
+		a->expired = expired_now(sp->sp_expire);
+		break;
+	}
+	fclose(f);
+	return 0;
+}
+
+static int
+files_groups(const char *path, struct account *a, struct psync_err *err)
+{
+	FILE *f;
+	struct group *gr;
+	char **m;
+	int rc = 0;
+
+	f = fopen(path, "re");
+	if (f == NULL) {
+		perr_set(err, PSYNC_E_OPEN, "%s: cannot open: %s", path,
+		    strerror(errno));
+		return -1;
+	}
+	while (rc == 0 && (gr = fgetgrent(f)) != NULL) {
+		if (gr->gr_gid == a->gid) {
+			rc = add_group(a, gr->gr_name);
+			continue;
+		}
+		for (m = gr->gr_mem; m != NULL && *m != NULL; m++) {
+			if (strcmp(*m, a->name) == 0) {
+				rc = add_group(a, gr->gr_name);
+				break;
+			}
+		}
+	}
+	fclose(f);
+	if (rc == -1)
+		perr_set(err, PSYNC_E_NOT_UPDATED, "out of memory reading %s", path);
+	return rc;
+}
+
+static int
+lookup_files(const struct store_conf *store, const char *name, bool case_ignore,
+    struct account *a, struct psync_err *err)
+{
+	char pw_hash[512] = "";
+	int rc;
+
+	rc = files_passwd(store->passwd_file, name, case_ignore, a, pw_hash,
+	    sizeof(pw_hash), err);
+	if (rc != 0)
+		goto done;
+	if (store->hashes_in_passwd) {
+		a->has_shadow = true;
+		account_classify_hash(pw_hash, &a->locked, &a->disabled);
+	} else if ((rc = files_shadow(store->shadow_file, a, err)) != 0) {
+		goto done;
+	}
+	rc = files_groups(store->group_file, a, err);
+done:
+	secure_wipe(pw_hash, sizeof(pw_hash));
+	return rc;
+}
+
+static int
+lookup_nss(const char *name, struct account *a, struct psync_err *err)
+{
+	struct passwd pwbuf, *pw = NULL;
+	struct spwd spbuf, *sp = NULL;
+	struct group grbuf, *gr = NULL;
+	char buf[16384];
+	gid_t gids[ACCOUNT_MAX_GROUPS];
+	int ngids = ACCOUNT_MAX_GROUPS, i, e;
+
+	e = getpwnam_r(name, &pwbuf, buf, sizeof(buf), &pw);
+	if (pw == NULL) {
+		if (e != 0 && e != ENOENT) {
+			perr_set(err, PSYNC_E_OPEN, "looking up user %s: %s",
+			    name, strerror(e));
+			return -1;
+		}
+		perr_set(err, PSYNC_E_NO_USER, "user %s does not exist", name);
+		return 1;
+	}
+	str_copy(a->name, pw->pw_name, sizeof(a->name));
+	a->uid = pw->pw_uid;
+	a->gid = pw->pw_gid;
+	if (getspnam_r(a->name, &spbuf, buf, sizeof(buf), &sp) == 0 && sp != NULL) {
+		a->has_shadow = true;
+		account_classify_hash(sp->sp_pwdp, &a->locked, &a->disabled);
+		a->expired = expired_now(sp->sp_expire);
+	}
+	secure_wipe(buf, sizeof(buf));
+	if (getgrouplist(a->name, a->gid, gids, &ngids) == -1)
+		ngids = ACCOUNT_MAX_GROUPS;
+	for (i = 0; i < ngids; i++) {
+		if (getgrgid_r(gids[i], &grbuf, buf, sizeof(buf), &gr) == 0 &&
+		    gr != NULL && add_group(a, gr->gr_name) == -1) {
+			perr_set(err, PSYNC_E_NOT_UPDATED, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+account_lookup(const struct store_conf *store, const char *name,
+    bool case_ignore, struct account *a, struct psync_err *err)
+{
+	int rc;
+
+	memset(a, 0, sizeof(*a));
+	perr_clear(err);
+	if (store->type == STORE_FILES)
+		rc = lookup_files(store, name, case_ignore, a, err);
+	else
+		rc = lookup_nss(name, a, err);
+	if (rc != 0) {
+		int code = err != NULL ? err->code : 0;
+
+		account_clear(a);
+		if (err != NULL)
+			err->code = code;
+	}
+	return rc;
+}

@@ -1,0 +1,509 @@
+/*
+ * sso.conf importer. Two passes: read every KEY=VALUE line into a table
+ * (refusing malformed lines with their number), then write psync.conf text
+ * from the table, one section at a time.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "codes.h"
+#include "policy.h"
+#include "sso.h"
+
+#define SSO_LINE_MAX	4096
+#define SSO_MAX_HOSTS	64
+
+enum sso_key {
+	K_SYNC_HOSTS, K_ENCRYPT_KEY, K_PORT_NUMBER, K_FILE_PATH, K_USE_SHADOW,
+	K_TEMP_FILE_PATH, K_CASE_IGNORE_NAME, K_USE_NIS, K_NIS_UPDATE_PATH,
+	K_SYNC_USERS, K_SYNC_RETRIES, K_SYNC_DELAY, K_IGNORE_PROPAGATION_ERRORS,
+	K_COUNT
+};
+
+static const char *const sso_keys[K_COUNT] = {
+	"SYNC_HOSTS", "ENCRYPT_KEY", "PORT_NUMBER", "FILE_PATH", "USE_SHADOW",
+	"TEMP_FILE_PATH", "CASE_IGNORE_NAME", "USE_NIS", "NIS_UPDATE_PATH",
+	"SYNC_USERS", "SYNC_RETRIES", "SYNC_DELAY", "IGNORE_PROPAGATION_ERRORS",
+};
+
+struct sso_host {
+	char	host[256];
+	char	port[16];	/* empty: PORT_NUMBER */
+	char	key[128];	/* empty: ENCRYPT_KEY */
+};
+
+struct sso {
+	char		*value[K_COUNT];
+	int		 line[K_COUNT];
+	struct sso_host	 hosts[SSO_MAX_HOSTS];
+	size_t		 n_hosts;
+	char		 unknown[SSO_LINE_MAX];	/* unknown keys, for a comment */
+};
+
+static void
+sso_free(struct sso *s)
+{
+	int i;
+
+	for (i = 0; i < K_COUNT; i++) {
+		if (s->value[i] != NULL)
+			secure_wipe(s->value[i], strlen(s->value[i]));
+		free(s->value[i]);
+	}
+	secure_wipe(s->hosts, sizeof(s->hosts));
+}
+
+static char *
+trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		*--e = '\0';
+	return s;
+}
+
+static bool
+is_number(const char *s, long lo, long hi)
+{
+	char *end;
+	long n;
+
+	if (!isdigit((unsigned char)*s))
+		return false;
+	n = strtol(s, &end, 10);
+	return *end == '\0' && n >= lo && n <= hi;
+}
+
+/* 1/TRUE/YES and 0/FALSE/NO; -1 for anything else. */
+static int
+sso_bool(const char *v)
+{
+	if (strcmp(v, "1") == 0 || strcasecmp(v, "true") == 0 ||
+	    strcasecmp(v, "yes") == 0)
+		return 1;
+	if (strcmp(v, "0") == 0 || strcasecmp(v, "false") == 0 ||
+	    strcasecmp(v, "no") == 0)
+		return 0;
+	return -1;
+}
+
+static bool
+safe_field(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return false;
+	return true;
+}
+
+static void	peer_name(const char *host, char *out, size_t len);
+
+/* Two hosts that would make the same peer name are one host listed twice. */
+static bool
+host_listed(const struct sso *s, const char *host)
+{
+	char a[80], b[80];
+	size_t i;
+
+	peer_name(host, a, sizeof(a));
+	for (i = 0; i < s->n_hosts; i++) {
+		peer_name(s->hosts[i].host, b, sizeof(b));
+		if (strcmp(a, b) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* "(host[,port[,key]])(host2)..." */
+static int
+parse_hosts(struct sso *s, const char *v, const char *name, int line,
+    struct psync_err *err)
+{
+	const char *p = v;
+
+	while (*p != '\0') {
+		const char *close;
+		char group[SSO_LINE_MAX], *f[3] = { NULL, NULL, NULL }, *save = NULL;
+		struct sso_host *h;
+		size_t len;
+		int n = 0;
+
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0')
+			break;
+		if (*p != '(' || (close = strchr(p, ')')) == NULL) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: SYNC_HOSTS: "
+			    "expected (host[,port[,key]]) groups", name, line);
+			return -1;
+		}
+		len = (size_t)(close - p - 1);
+		if (len == 0 || len >= sizeof(group) || memchr(p + 1, '(', len)) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: SYNC_HOSTS: "
+			    "empty or malformed group", name, line);
+			return -1;
+		}
+		if (s->n_hosts == SSO_MAX_HOSTS) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: SYNC_HOSTS: "
+			    "more than %d hosts", name, line, SSO_MAX_HOSTS);
+			return -1;
+		}
+		memcpy(group, p + 1, len);
+		group[len] = '\0';
+		/* Split on commas by hand: empty fields count (host,,key). */
+		f[n++] = group;
+		for (save = group; *save != '\0'; save++) {
+			if (*save == ',') {
+				*save = '\0';
+				if (n == 3) {
+					n = 4;
+					break;
+				}
+				f[n++] = save + 1;
+			}
+		}
+		h = &s->hosts[s->n_hosts];
+		if (n > 3) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: SYNC_HOSTS: "
+			    "expected (host[,port[,key]]), got more than 3 fields",
+			    name, line);
+			return -1;
+		}
+		if (*trim(f[0]) == '\0' ||
+		    str_copy(h->host, trim(f[0]), sizeof(h->host)) >= sizeof(h->host) ||
+		    !safe_field(h->host) || strpbrk(h->host, " \t\"\\") != NULL) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: SYNC_HOSTS: "
+			    "expected a host name or address first in each group",
+			    name, line);
+			return -1;
+		}
+		if (n >= 2 && *trim(f[1]) != '\0') {
+			if (!is_number(trim(f[1]), 1, 65535)) {
+				perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: "
+				    "SYNC_HOSTS: port of %s must be 1 to 65535",
+				    name, line, h->host);
+				return -1;
+			}
+			str_copy(h->port, trim(f[1]), sizeof(h->port));
+		}
+		if (n == 3 && *trim(f[2]) != '\0') {
+			if (str_copy(h->key, trim(f[2]), sizeof(h->key)) >=
+			    sizeof(h->key) || !safe_field(h->key)) {
+				perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: "
+				    "SYNC_HOSTS: key for %s is too long or has "
+				    "control characters", name, line, h->host);
+				return -1;
+			}
+		}
+		secure_wipe(group, sizeof(group));
+		if (host_listed(s, h->host)) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: SYNC_HOSTS: "
+			    "%s is listed twice", name, line, h->host);
+			return -1;
+		}
+		s->n_hosts++;
+		p = close + 1;
+	}
+	return 0;
+}
+
+static int
+check_value(struct sso *s, enum sso_key k, const char *v, const char *name,
+    int line, struct psync_err *err)
+{
+	switch (k) {
+	case K_SYNC_HOSTS:
+		return parse_hosts(s, v, name, line, err);
+	case K_PORT_NUMBER:
+	case K_SYNC_RETRIES:
+	case K_SYNC_DELAY:
+		if (!is_number(v, k == K_PORT_NUMBER ? 1 : 0,
+		    k == K_PORT_NUMBER ? 65535 : 1000000)) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: %s: expected "
+			    "a number, got '%s'", name, line, sso_keys[k], v);
+			return -1;
+		}
+		return 0;
+	case K_USE_SHADOW:
+	case K_CASE_IGNORE_NAME:
+	case K_USE_NIS:
+	case K_IGNORE_PROPAGATION_ERRORS:
+		if (sso_bool(v) == -1) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: %s: expected "
+			    "1 or 0, got '%s'", name, line, sso_keys[k], v);
+			return -1;
+		}
+		return 0;
+	case K_FILE_PATH:
+	case K_TEMP_FILE_PATH:
+	case K_NIS_UPDATE_PATH:
+		if (v[0] != '/' || strpbrk(v, "\"\\") != NULL) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: %s: expected "
+			    "an absolute path, got '%s'", name, line, sso_keys[k], v);
+			return -1;
+		}
+		return 0;
+	case K_SYNC_USERS:
+		if (policy_sync_users_match(v, NULL, true, err) == -1) {
+			char why[PSYNC_ERR_LEN];
+
+			str_copy(why, err->msg, sizeof(why));
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: SYNC_USERS: "
+			    "%s", name, line, why);
+			return -1;
+		}
+		return 0;
+	case K_ENCRYPT_KEY:
+	case K_COUNT:
+		return 0;
+	}
+	return 0;
+}
+
+static int
+sso_read(struct sso *s, const char *text, const char *name, struct psync_err *err)
+{
+	const char *p = text;
+	int lineno = 0;
+
+	while (*p != '\0') {
+		const char *nl = strchr(p, '\n');
+		size_t len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		char buf[SSO_LINE_MAX], *line, *eq, *key, *val;
+		int k;
+
+		lineno++;
+		if (len >= sizeof(buf)) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: line longer "
+			    "than %d bytes", name, lineno, SSO_LINE_MAX - 1);
+			return -1;
+		}
+		memcpy(buf, p, len);
+		buf[len] = '\0';
+		p = nl != NULL ? nl + 1 : p + len;
+		line = trim(buf);
+		if (*line == '\0' || *line == '#')
+			continue;
+		if (memchr(buf, '\0', len) != NULL && strlen(buf) != len) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: NUL byte",
+			    name, lineno);
+			return -1;
+		}
+		eq = strchr(line, '=');
+		if (eq == NULL || eq == line || !safe_field(line)) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: expected "
+			    "KEY=VALUE", name, lineno);
+			return -1;
+		}
+		*eq = '\0';
+		key = trim(line);
+		val = trim(eq + 1);
+		for (k = 0; k < K_COUNT; k++)
+			if (strcmp(key, sso_keys[k]) == 0)
+				break;
+		if (k == K_COUNT) {
+			size_t used = strlen(s->unknown);
+
+			if (used + strlen(key) + 2 < sizeof(s->unknown) &&
+			    strpbrk(key, "\"\\") == NULL)
+				snprintf(s->unknown + used, sizeof(s->unknown) -
+				    used, "%s%s", used > 0 ? " " : "", key);
+			continue;
+		}
+		if (s->value[k] != NULL) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: %s is "
+			    "already set on line %d", name, lineno, key, s->line[k]);
+			return -1;
+		}
+		if (check_value(s, (enum sso_key)k, val, name, lineno, err) == -1)
+			return -1;
+		s->value[k] = strdup(val);
+		s->line[k] = lineno;
+		secure_wipe(buf, sizeof(buf));
+		if (s->value[k] == NULL) {
+			perr_set(err, PSYNC_E_NOT_UPDATED, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* A libconfuse double-quoted string; "${" would expand the environment. */
+static void
+put_str(FILE *out, const char *s)
+{
+	fputc('"', out);
+	for (; *s != '\0'; s++) {
+		if (*s == '"' || *s == '\\' || *s == '$')
+			fputc('\\', out);
+		fputc(*s, out);
+	}
+	fputc('"', out);
+}
+
+static bool
+is_ip(const char *s)
+{
+	unsigned char b[16];
+
+	return inet_pton(AF_INET, s, b) == 1 || inet_pton(AF_INET6, s, b) == 1;
+}
+
+static void
+peer_name(const char *host, char *out, size_t len)
+{
+	size_t i;
+
+	str_copy(out, host, len);
+	for (i = 0; out[i] != '\0'; i++)
+		if (!isalnum((unsigned char)out[i]) && strchr("._-", out[i]) == NULL)
+			out[i] = '-';
+	if (strlen(out) > 64)
+		out[64] = '\0';
+}
+
+static const char *
+val(const struct sso *s, enum sso_key k, const char *dflt)
+{
+	return s->value[k] != NULL ? s->value[k] : dflt;
+}
+
+static void
+write_store(const struct sso *s, FILE *out)
+{
+	bool shadow = sso_bool(val(s, K_USE_SHADOW, "1")) == 1;
+	bool nis = sso_bool(val(s, K_USE_NIS, "0")) == 1;
+
+	fprintf(out, "store {\n\ttype = files\n");
+	if (shadow) {
+		fprintf(out, "\tshadow-file = ");
+		put_str(out, val(s, K_FILE_PATH, "/etc/shadow"));
+		fprintf(out, "\n");
+	} else {
+		fprintf(out, "\t# USE_SHADOW=0: this host keeps hashes in passwd\n"
+		    "\thashes-in-passwd = true\n\tpasswd-file = ");
+		put_str(out, val(s, K_FILE_PATH, "/etc/passwd"));
+		fprintf(out, "\n");
+	}
+	if (s->value[K_TEMP_FILE_PATH] != NULL)
+		fprintf(out, "\t# TEMP_FILE_PATH has no equivalent: psync writes "
+		    "its temporary file beside the file it replaces\n");
+	if (nis) {
+		fprintf(out, "\tnis-make-dir = ");
+		put_str(out, val(s, K_NIS_UPDATE_PATH, "/var/yp"));
+		fprintf(out, "\n");
+	} else if (s->value[K_NIS_UPDATE_PATH] != NULL) {
+		fprintf(out, "\t# NIS_UPDATE_PATH ignored: USE_NIS is off\n");
+	}
+	fprintf(out, "}\n\n");
+}
+
+static void
+write_policy(const struct sso *s, FILE *out)
+{
+	fprintf(out, "policy {\n\tsync-users = ");
+	put_str(out, val(s, K_SYNC_USERS, "+ALL"));
+	fprintf(out, "\n\tcase-ignore-name = %s\n}\n\n",
+	    sso_bool(val(s, K_CASE_IGNORE_NAME, "1")) == 1 ? "true" : "false");
+}
+
+static void
+write_peers(const struct sso *s, FILE *out)
+{
+	const char *port = val(s, K_PORT_NUMBER, "6677");
+	size_t i;
+
+	fprintf(out, "listen mepp {\n\taddress = \"0.0.0.0\"\n\tport = %s\n}\n\n",
+	    port);
+	for (i = 0; i < s->n_hosts; i++) {
+		const struct sso_host *h = &s->hosts[i];
+		const char *key = h->key[0] != '\0' ? h->key :
+		    val(s, K_ENCRYPT_KEY, "");
+		char name[80];
+
+		peer_name(h->host, name, sizeof(name));
+		fprintf(out, "peer ");
+		put_str(out, name);
+		fprintf(out, " {\n\tprotocol = mepp\n\taddress = ");
+		put_str(out, h->host);
+		fprintf(out, "\n\tport = %s\n", h->port[0] != '\0' ? h->port : port);
+		if (key[0] != '\0') {
+			fprintf(out, "\tkey = ");
+			put_str(out, key);
+			fprintf(out, "\n");
+		} else {
+			fprintf(out, "\t# no ENCRYPT_KEY: put the legacy key in "
+			    "this file, mode 0600\n\tkey-file = \"/etc/psync/"
+			    "keys/%s.key\"\n", name);
+		}
+		if (is_ip(h->host)) {
+			fprintf(out, "\tdirection = both\n");
+		} else {
+			fprintf(out, "\t# %s is a host name: list the addresses it "
+			    "connects from in trusted-addresses, then set direction "
+			    "= both to accept its changes\n\tdirection = send\n",
+			    h->host);
+		}
+		fprintf(out, "}\n\n");
+	}
+}
+
+static void
+write_queue(const struct sso *s, FILE *out)
+{
+	fprintf(out, "queue {\n");
+	if (s->value[K_SYNC_DELAY] != NULL)
+		fprintf(out, "\tretry-interval = %s\n", s->value[K_SYNC_DELAY]);
+	if (s->value[K_SYNC_RETRIES] != NULL)
+		fprintf(out, "\t# SYNC_RETRIES=%s has no equivalent: psync retries "
+		    "with back-off until max-age\n", s->value[K_SYNC_RETRIES]);
+	fprintf(out, "}\n");
+	if (s->value[K_IGNORE_PROPAGATION_ERRORS] != NULL)
+		fprintf(out, "\n# IGNORE_PROPAGATION_ERRORS=%s: psync never fails the "
+		    "local change for a peer's error;\n# changes wait in the queue. "
+		    "pam_psync's 'strict' option fails a change that\n# cannot be "
+		    "queued.\n", s->value[K_IGNORE_PROPAGATION_ERRORS]);
+}
+
+int
+sso_convert(const char *text, const char *name, FILE *out, struct psync_err *err)
+{
+	struct sso s;
+	int rc = -1;
+
+	memset(&s, 0, sizeof(s));
+	perr_clear(err);
+	if (sso_read(&s, text, name, err) == -1)
+		goto done;
+	if (s.n_hosts == 0) {
+		perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s: SYNC_HOSTS is missing "
+		    "or empty: there is no Windows server to sync with", name);
+		goto done;
+	}
+	fprintf(out, "# psync.conf converted from %s by psyncctl import-sso.\n"
+	    "# The legacy key is kept inline as 'key': keep this file mode 0600.\n\n",
+	    name);
+	if (s.unknown[0] != '\0')
+		fprintf(out, "# Unknown legacy keys, not converted: %s\n\n", s.unknown);
+	write_store(&s, out);
+	write_policy(&s, out);
+	write_peers(&s, out);
+	write_queue(&s, out);
+	rc = ferror(out) ? -1 : 0;
+	if (rc == -1)
+		perr_set(err, PSYNC_E_WRITE, "%s: cannot write the converted "
+		    "configuration", name);
+done:
+	sso_free(&s);
+	return rc;
+}
