@@ -473,7 +473,7 @@ static SSL_CTX *
 ctx_new(bool server, const struct wire_x509 *x509, struct psync_err *err)
 {
 	SSL_CTX *ctx;
-	char buf[256];
+	char buf[256], groups[] = WIRE_GROUPS;	/* the macro drops const */
 	bool ok = false;
 
 	ctx = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
@@ -484,7 +484,7 @@ ctx_new(bool server, const struct wire_x509 *x509, struct psync_err *err)
 	}
 	if (SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION) != 1 ||
 	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
-	    SSL_CTX_set1_groups_list(ctx, WIRE_GROUPS) != 1) {
+	    SSL_CTX_set1_groups_list(ctx, groups) != 1) {
 		perr_set(err, PSYNC_E_OPEN, "cannot restrict TLS to version "
 		    "1.3 with groups %s: %s", WIRE_GROUPS,
 		    ssl_reason(buf, sizeof(buf)));
