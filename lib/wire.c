@@ -866,8 +866,13 @@ wire_connect(const struct wire_client_opts *o, struct psync_err *err)
 		perr_set(err, PSYNC_E_OPEN, "peer %s: out of memory", o->peer_name);
 		goto done;
 	}
-	str_copy(c->peer, o->peer_name != NULL ? o->peer_name : o->host,
-	    sizeof(c->peer));
+	if (o->peer_name == NULL || o->peer_name[0] == '\0' ||
+	    strlen(o->peer_name) > WIRE_IDENTITY_MAX || o->host == NULL) {
+		perr_set(err, PSYNC_E_OPEN, "connect: a peer name of 1 to %d "
+		    "bytes and a host are required", WIRE_IDENTITY_MAX);
+		goto done;
+	}
+	str_copy(c->peer, o->peer_name, sizeof(c->peer));
 	snprintf(c->addr, sizeof(c->addr), "%s:%u", o->host, o->port);
 	if (o->timeout_ms > 0)
 		c->io_timeout_ms = o->timeout_ms;

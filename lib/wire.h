@@ -36,8 +36,9 @@ struct wire_x509 {
 };
 
 struct wire_client_opts {
-	const char	*peer_name;	/* for messages; with X.509 the name
-					   the server's certificate must carry */
+	const char	*peer_name;	/* required: the peer's node name, which
+					   its HELLO (and, with X.509, its
+					   certificate) must carry */
 	const char	*host;		/* name or address to connect to */
 	unsigned int	 port;
 	int		 timeout_ms;	/* connect + handshake; later I/O too */

@@ -567,6 +567,86 @@ test_hello_node_must_match_the_psk_identity(void **state)
 		fail_msg("server said: %s", s.err.msg);
 }
 
+/* A bare OpenSSL client with the right PSK, to send what wire never would. */
+static int
+raw_psk_use(SSL *ssl, const EVP_MD *md, const unsigned char **id,
+    size_t *idlen, SSL_SESSION **sess)
+{
+	static const unsigned char suite[2] = { 0x13, 0x02 };
+	static const char identity[] = "client-node";
+	SSL_SESSION *s;
+
+	(void)md;
+	*sess = NULL;
+	s = SSL_SESSION_new();
+	if (s == NULL)
+		return 0;
+	if (SSL_SESSION_set1_master_key(s, key_a, WIRE_KEY_LEN) != 1 ||
+	    SSL_SESSION_set_cipher(s, SSL_CIPHER_find(ssl, suite)) != 1 ||
+	    SSL_SESSION_set_protocol_version(s, TLS1_3_VERSION) != 1) {
+		SSL_SESSION_free(s);
+		return 0;
+	}
+	*id = (const unsigned char *)identity;
+	*idlen = strlen(identity);
+	*sess = s;
+	return 1;
+}
+
+static void
+test_undecodable_frame_is_answered_with_error_then_closed(void **state)
+{
+	/* A well-framed message of unknown type 9. */
+	static const unsigned char garbage[] = { 0, 0, 0, 4, 9, 1, 0, 0 };
+	unsigned char buf[4096];
+	struct sockaddr_in sin;
+	struct psync_err err;
+	struct frame f;
+	size_t len = 0;
+	SSL_CTX *ctx;
+	SSL *ssl;
+	struct srv s;
+	int fd, r;
+
+	(void)state;
+	srv_start(&s, SRV_SERVE, NULL);
+	srv_run(&s);
+	ctx = SSL_CTX_new(TLS_client_method());
+	assert_non_null(ctx);
+	assert_int_equal(SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION), 1);
+	assert_int_equal(SSL_CTX_set_ciphersuites(ctx, "TLS_AES_256_GCM_SHA384"), 1);
+	SSL_CTX_set_psk_use_session_callback(ctx, raw_psk_use);
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_port = htons((uint16_t)s.port);
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ssl = SSL_new(ctx);
+	assert_non_null(ssl);
+	assert_int_equal(SSL_set_fd(ssl, fd), 1);
+	assert_int_equal(SSL_connect(ssl), 1);
+	assert_int_equal(SSL_write(ssl, garbage, sizeof(garbage)),
+	    (int)sizeof(garbage));
+	/* Read until the server closes: an ERROR frame, then nothing. */
+	while (len < sizeof(buf) &&
+	    (r = SSL_read(ssl, buf + len, (int)(sizeof(buf) - len))) > 0)
+		len += (size_t)r;
+	SSL_free(ssl);
+	SSL_CTX_free(ctx);
+	close(fd);
+	srv_stop(&s);
+	assert_int_equal(frame_decode(buf, len, &f, &err), (long)len);
+	assert_int_equal(f.type, FRAME_ERROR);
+	assert_int_equal(f.u.error.code, PSYNC_E_PROTOCOL);
+	if (strstr(f.u.error.reason, "unknown message type 9") == NULL)
+		fail_msg("ERROR reason: %s", f.u.error.reason);
+	assert_int_equal(s.hello_rc, -1);
+	assert_true(log_has("peer client-node (127.0.0.1:",
+	    "undecodable frame, closing", "unknown message type 9"));
+}
+
 static void
 test_connect_refused_and_timeout_have_their_own_messages(void **state)
 {
@@ -1008,6 +1088,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_unsupported_hello_version_gets_error_23, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_newer_client_version_is_answered_with_the_common_one, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_hello_node_must_match_the_psk_identity, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_undecodable_frame_is_answered_with_error_then_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_refused_and_timeout_have_their_own_messages, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_file_formats_and_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_file_is_written_0600_atomically_and_read_back, setup, teardown),
