@@ -7,6 +7,10 @@
  *
  * Failed handshakes are logged here, once, on both sides (a key mismatch as
  * message 8203) and also reported in err; callers need not log them again.
+ * Other errors are only reported in err.
+ *
+ * OpenSSL writes to the socket with write(2): a program using wire must
+ * ignore SIGPIPE (psyncd does), or a peer that vanishes kills it.
  */
 #ifndef PSYNC_WIRE_H
 #define PSYNC_WIRE_H

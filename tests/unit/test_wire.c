@@ -18,6 +18,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1096,5 +1097,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_x509_private_key_must_be_private, setup, teardown),
 	};
 
+	/* As in psyncd: a peer that hangs up must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
