@@ -243,6 +243,216 @@ lookup_nss(const char *name, struct account *a, struct psync_err *err)
 	return 0;
 }
 
+/* ------------------------------------------------------------ bulk lookups */
+
+struct wanted {
+	const char	*key;	/* the requested name */
+	size_t		 index;
+};
+
+static bool case_fold;
+
+static int
+cmp_wanted(const void *a, const void *b)
+{
+	const struct wanted *x = a, *y = b;
+
+	return case_fold ? strcasecmp(x->key, y->key) : strcmp(x->key, y->key);
+}
+
+/* Every requested index whose name matches, as a range of the sorted array. */
+static size_t
+wanted_range(const struct wanted *w, size_t n, const char *name, size_t *first)
+{
+	struct wanted probe = { name, 0 };
+	const struct wanted *hit;
+	size_t lo, hi;
+
+	hit = bsearch(&probe, w, n, sizeof(*w), cmp_wanted);
+	if (hit == NULL)
+		return 0;
+	lo = hi = (size_t)(hit - w);
+	while (lo > 0 && cmp_wanted(&w[lo - 1], &probe) == 0)
+		lo--;
+	while (hi + 1 < n && cmp_wanted(&w[hi + 1], &probe) == 0)
+		hi++;
+	*first = lo;
+	return hi - lo + 1;
+}
+
+static int
+many_passwd(const struct store_conf *store, struct wanted *w, size_t n,
+    bool case_ignore, struct account *acct, int *rc, char **hashes,
+    struct psync_err *err)
+{
+	FILE *f;
+	struct passwd *pw;
+	size_t first, k, i;
+
+	f = fopen(store->passwd_file, "re");
+	if (f == NULL) {
+		perr_set(err, PSYNC_E_OPEN, "%s: cannot open: %s",
+		    store->passwd_file, strerror(errno));
+		return -1;
+	}
+	while ((pw = fgetpwent(f)) != NULL) {
+		k = wanted_range(w, n, pw->pw_name, &first);
+		for (i = first; i < first + k; i++) {
+			size_t x = w[i].index;
+			bool exact = strcmp(w[i].key, pw->pw_name) == 0;
+
+			if (!case_ignore && !exact)
+				continue;
+			/* An exact match wins; a second folded match is ambiguous. */
+			if (rc[x] == 0 && strcmp(acct[x].name, w[i].key) == 0)
+				continue;
+			if (rc[x] == 0 && !exact) {
+				rc[x] = -1;
+				continue;
+			}
+			if (rc[x] == -1 && !exact)
+				continue;
+			str_copy(acct[x].name, pw->pw_name, sizeof(acct[x].name));
+			acct[x].uid = pw->pw_uid;
+			acct[x].gid = pw->pw_gid;
+			free(hashes[x]);
+			hashes[x] = strdup(pw->pw_passwd);
+			rc[x] = 0;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
+int
+account_lookup_many(const struct store_conf *store, const char *const *names,
+    size_t n, bool case_ignore, struct account *acct, int *rc,
+    struct psync_err *err)
+{
+	struct wanted *w = NULL, *found = NULL;
+	char **hashes = NULL;
+	size_t i, nf = 0, first, k, j;
+	FILE *f = NULL;
+	int ret = -1;
+
+	perr_clear(err);
+	for (i = 0; i < n; i++) {
+		memset(&acct[i], 0, sizeof(acct[i]));
+		rc[i] = 1;
+	}
+	if (store->type != STORE_FILES) {
+		for (i = 0; i < n; i++) {
+			rc[i] = account_lookup(store, names[i], case_ignore,
+			    &acct[i], err);
+			if (rc[i] == -1 && err->code != PSYNC_E_BAD_USER)
+				return -1;
+		}
+		return 0;
+	}
+	w = calloc(n + 1, sizeof(*w));
+	hashes = calloc(n + 1, sizeof(*hashes));
+	found = calloc(n + 1, sizeof(*found));
+	if (w == NULL || hashes == NULL || found == NULL) {
+		perr_set(err, PSYNC_E_NOT_UPDATED, "out of memory");
+		goto done;
+	}
+	for (i = 0; i < n; i++) {
+		w[i].key = names[i];
+		w[i].index = i;
+	}
+	case_fold = case_ignore;
+	qsort(w, n, sizeof(*w), cmp_wanted);
+	if (many_passwd(store, w, n, case_ignore, acct, rc, hashes, err) == -1)
+		goto done;
+
+	/* From here on, look up by the store's own spelling of each name. */
+	for (i = 0; i < n; i++) {
+		if (rc[i] != 0)
+			continue;
+		found[nf].key = acct[i].name;
+		found[nf++].index = i;
+	}
+	case_fold = false;
+	qsort(found, nf, sizeof(*found), cmp_wanted);
+	if (store->hashes_in_passwd) {
+		for (i = 0; i < n; i++) {
+			if (rc[i] != 0)
+				continue;
+			acct[i].has_shadow = true;
+			account_classify_hash(hashes[i], &acct[i].locked,
+			    &acct[i].disabled);
+		}
+	} else {
+		struct spwd *sp;
+
+		f = fopen(store->shadow_file, "re");
+		if (f == NULL) {
+			perr_set(err, PSYNC_E_OPEN, "%s: cannot open: %s",
+			    store->shadow_file, strerror(errno));
+			goto done;
+		}
+		while ((sp = fgetspent(f)) != NULL) {
+			k = wanted_range(found, nf, sp->sp_namp, &first);
+			for (j = first; j < first + k; j++) {
+				struct account *a = &acct[found[j].index];
+
+				a->has_shadow = true;
+				account_classify_hash(sp->sp_pwdp, &a->locked,
+				    &a->disabled);
+				a->expired = expired_now(sp->sp_expire);
+			}
+		}
+		fclose(f);
+		f = NULL;
+	}
+	{
+		struct group *gr;
+		char **m;
+
+		f = fopen(store->group_file, "re");
+		if (f == NULL) {
+			perr_set(err, PSYNC_E_OPEN, "%s: cannot open: %s",
+			    store->group_file, strerror(errno));
+			goto done;
+		}
+		while ((gr = fgetgrent(f)) != NULL) {
+			for (i = 0; i < nf; i++) {
+				struct account *a = &acct[found[i].index];
+
+				if (a->gid == gr->gr_gid && add_group(a, gr->gr_name) == -1)
+					goto oom;
+			}
+			for (m = gr->gr_mem; m != NULL && *m != NULL; m++) {
+				k = wanted_range(found, nf, *m, &first);
+				for (j = first; j < first + k; j++)
+					if (add_group(&acct[found[j].index],
+					    gr->gr_name) == -1)
+						goto oom;
+			}
+		}
+	}
+	ret = 0;
+	goto done;
+oom:
+	perr_set(err, PSYNC_E_NOT_UPDATED, "out of memory reading %s",
+	    store->group_file);
+done:
+	if (f != NULL)
+		fclose(f);
+	for (i = 0; hashes != NULL && i < n; i++) {
+		if (hashes[i] != NULL)
+			secure_wipe(hashes[i], strlen(hashes[i]));
+		free(hashes[i]);
+	}
+	free(hashes);
+	free(found);
+	free(w);
+	if (ret == -1)
+		for (i = 0; i < n; i++)
+			account_clear(&acct[i]);
+	return ret;
+}
+
 int
 account_lookup(const struct store_conf *store, const char *name,
     bool case_ignore, struct account *a, struct psync_err *err)

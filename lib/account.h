@@ -37,6 +37,17 @@ struct account {
 int	account_lookup(const struct store_conf *store, const char *name,
 	    bool case_ignore, struct account *acct, struct psync_err *err);
 void	account_clear(struct account *acct);
+
+/*
+ * Look up many names with one pass over each file (bulk loads of thousands
+ * of users into a large passwd). For each i, rc[i] is 0 (found, acct[i]
+ * filled), 1 (no such user) or -1 (ambiguous name); the call itself returns
+ * -1 with err when a file cannot be read. NSS stores fall back to
+ * account_lookup per name.
+ */
+int	account_lookup_many(const struct store_conf *store,
+	    const char *const *names, size_t n, bool case_ignore,
+	    struct account *acct, int *rc, struct psync_err *err);
 bool	account_in_group(const struct account *acct, const char *group);
 
 /* Classify a shadow hash field; exposed for tests. */
