@@ -128,6 +128,9 @@ log_msg(int priority, const char *fmt, ...)
 	va_end(ap);
 }
 
+static void log_with_errno(int, int, const char *, va_list)
+    __attribute__((format(printf, 3, 0)));
+
 static void
 log_with_errno(int priority, int err, const char *fmt, va_list ap)
 {
