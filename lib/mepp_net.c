@@ -405,7 +405,8 @@ mepp_client_send(const struct mepp_client *c, uint32_t type, const char *user,
 		goto done;
 	}
 	if (mepp_crypto_init(err) == -1) {
-		err->code = MEPP_STEP_CRYPTO;
+		if (err != NULL)
+			err->code = MEPP_STEP_CRYPTO;
 		goto done;
 	}
 	snprintf(port, sizeof(port), "%u", c->port);
@@ -454,7 +455,8 @@ mepp_client_send(const struct mepp_client *c, uint32_t type, const char *user,
 	len = mepp_request_build(r1, r2, c->secret, type, user, password, req,
 	    sizeof(req), err);
 	if (len == 0) {
-		err->code = MEPP_STEP_ARGS;
+		if (err != NULL)
+			err->code = MEPP_STEP_ARGS;
 		goto done;
 	}
 	io = mepp_write_full(fd, req, len, deadline);

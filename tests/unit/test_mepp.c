@@ -435,7 +435,8 @@ test_response_parser_refuses_malformed_responses(void **state)
 static void
 test_every_single_byte_tamper_of_v1_gives_code_5(void **state)
 {
-	static const uint8_t flips[] = { 0x01, 0x80, 0xff };
+	/* 0x02 turns type 0 into 2: the MAC covers the type. */
+	static const uint8_t flips[] = { 0x01, 0x02, 0x80, 0xff };
 	const uint8_t *r1 = vec_get("", "r1")->data;
 	const struct vec *rq = vec_get("v1", "request");
 	struct mepp_request *req = malloc(sizeof(*req));
