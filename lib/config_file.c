@@ -24,6 +24,7 @@
 #include "codes.h"
 #include "config_file.h"
 #include "log.h"
+#include "mepp.h"
 #include "policy.h"
 #include "util.h"
 
@@ -860,7 +861,12 @@ check_whole(const struct psync_config *c, bool check_files)
 			    "than this node's own name", p->name);
 		if (p->protocol == PROTO_MEPP) {
 			any_mepp = true;
-			(void)why; /* MEPPKEYCHECK */
+			if (p->legacy_key != NULL &&
+			    mepp_key_check(p->legacy_key, why, sizeof(why)) == -1)
+				conf_warning(p->line, "peer '%s': option 'key': "
+				    "%s (old deployments have such keys; the "
+				    "Windows side may refuse to set them)", p->name,
+				    why);
 			if ((p->direction & DIR_RECEIVE) && !c->listen_mepp.enabled)
 				conf_warning(p->line, "peer '%s': receives over "
 				    "MEPP but no 'listen mepp' section is enabled: "
@@ -874,6 +880,24 @@ check_whole(const struct psync_config *c, bool check_files)
 			check_key_file(p->name, p->key_file, p->line);
 			check_key_file(p->name, p->cert_key_file, p->line);
 		}
+	}
+	if (any_mepp) {
+		char names[512] = "";
+		size_t used = 0;
+
+		for (i = 0; i < c->n_peers && used < sizeof(names); i++) {
+			int w;
+
+			if (c->peers[i].protocol != PROTO_MEPP)
+				continue;
+			w = snprintf(names + used, sizeof(names) - used, "%s%s",
+			    used > 0 ? ", " : "", c->peers[i].name);
+			if (w > 0)
+				used += (size_t)w;
+		}
+		conf_warning(0, "MEPP is weak (3DES, SHA-1, a key derived from "
+		    "the shared text, no forward secrecy); it is used only with "
+		    "the legacy peers %s", names);
 	}
 	if (c->listen_mepp.enabled && !any_mepp)
 		conf_warning(0, "'listen mepp' is enabled but no peer uses "

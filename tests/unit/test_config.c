@@ -238,6 +238,28 @@ test_weak_setups_warn_but_load(void **state)
 }
 
 static void
+test_legacy_mepp_keys_and_peers_are_warned_about(void **state)
+{
+	struct messages m = { 0 };
+	struct psync_config *c;
+
+	(void)state;
+	c = config_load_string("listen mepp {\n}\npeer \"w1\" {\n protocol = mepp\n"
+	    " address = \"192.0.2.1\"\n key = \"short\"\n}\npeer \"w2\" {\n"
+	    " protocol = mepp\n address = \"192.0.2.2\"\n key = \"Abcdefgh123456789\"\n}\n",
+	    "t.conf", collect, &m);
+	assert_non_null(c);
+	assert_int_equal(m.n, 2);
+	assert_string_equal(m.text[0], "t.conf:7: warning: peer 'w1': option 'key': "
+	    "the key has 5 characters; legacy MEPP peers need 16 to 21 (old "
+	    "deployments have such keys; the Windows side may refuse to set them)");
+	assert_string_equal(m.text[1], "t.conf: warning: MEPP is weak (3DES, SHA-1, "
+	    "a key derived from the shared text, no forward secrecy); it is used "
+	    "only with the legacy peers w1, w2");
+	config_free(c);
+}
+
+static void
 test_durations_take_units(void **state)
 {
 	(void)state;
@@ -321,6 +343,7 @@ main(void)
 		cmocka_unit_test(test_empty_file_gives_defaults),
 		cmocka_unit_test(test_every_error_names_file_line_option_and_expectation),
 		cmocka_unit_test(test_weak_setups_warn_but_load),
+		cmocka_unit_test(test_legacy_mepp_keys_and_peers_are_warned_about),
 		cmocka_unit_test(test_durations_take_units),
 		cmocka_unit_test(test_unsafe_files_are_refused),
 	};
