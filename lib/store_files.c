@@ -569,9 +569,15 @@ write_backup(struct fctx *fx, const struct ffile *orig, struct psync_err *err)
 	if (rename(tmp, backup) == -1) {
 		perr_set(err, PSYNC_E_WRITE, "%s: cannot keep the backup %s: %s",
 		    fx->path, backup, strerror(errno));
-		unlink(tmp);
 		rc = -1;
 	}
+	/*
+	 * After a writer died between keeping the backup and renaming the
+	 * new file, FILE- and FILE are one inode; rename(2) of two links to
+	 * the same file does nothing and leaves the temp name behind.
+	 */
+	if (unlink(tmp) == -1 && errno != ENOENT)
+		log_warn("store: %s: cannot remove temp file", tmp);
 	return rc;
 }
 
