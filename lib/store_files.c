@@ -289,7 +289,8 @@ hash_job(void *ctx, size_t i, struct crypt_data *cd)
 	struct fctx *fx = ctx;
 	struct fchange *c = &fx->fc[i];
 
-	if (c->kind == STORE_SECRET_CLEARTEXT)
+	/* A user missing from the snapshot is hashed under the lock, if at all. */
+	if (c->kind == STORE_SECRET_CLEARTEXT && c->snap_hash != NULL)
 		fc_hash(fx, c, c->snap_hash, cd);
 }
 
