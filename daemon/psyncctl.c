@@ -22,6 +22,7 @@ static const struct {
 	{ "policy",	cmd_policy,
 	  "policy USER [--peer NAME | --from NAME] [--password-stdin]" },
 	{ "import-sso",	cmd_import_sso,	"import-sso [FILE]" },
+	{ "apply",	cmd_apply,	"apply [-e] < user:password lines" },
 };
 
 static void

@@ -21,5 +21,6 @@ char	*ctl_read_secret_line(const char *what);
 
 int	cmd_policy(struct ctl *ctl, int argc, char **argv);
 int	cmd_import_sso(struct ctl *ctl, int argc, char **argv);
+int	cmd_apply(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "config.h"
+#include "config_file.h"
 #include "util.h"
 
 #define STORE_REASON_LEN	256

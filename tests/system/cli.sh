@@ -30,7 +30,7 @@ has() { grep -qF -- "$1" "$tmp/run" || { echo "expected: $1"; cat "$tmp/run"; re
 hasnt() { ! grep -qF -- "$1" "$tmp/run" || { echo "unexpected: $1"; cat "$tmp/run"; return 1; }; }
 status() { [ "$rc" -eq "$1" ] || { echo "expected exit $1, got $rc"; cat "$tmp/run"; return 1; }; }
 
-echo "1..14"
+echo "1..17"
 
 t_example() {
 	cp "$top_srcdir/conf/psync.conf.example" "$tmp/example.conf"
@@ -161,5 +161,66 @@ t_usage() {
 	run "$PSYNCCTL" frobnicate && status 2 && has "unknown command 'frobnicate'"
 }
 ok "psyncctl: usage errors exit 2 and say what is expected" t_usage
+
+# psyncctl apply: a batch through the policy into the store files.
+store_conf() {
+	cat >"$tmp/apply.conf" <<C
+node-name = "unix1"
+store {
+	shadow-file = "$tmp/shadow"
+	passwd-file = "$tmp/passwd"
+	group-file = "$tmp/group"
+	hash-method = sha512
+}
+policy {
+	min-length = 6
+}
+C
+	chmod 600 "$tmp/apply.conf"
+}
+store_conf
+verify() { # verify USER PASSWORD: the shadow hash of USER checks PASSWORD
+	perl -e '
+		my ($user, $pw, $file) = @ARGV;
+		open(my $f, "<", $file) or die;
+		while (<$f>) {
+			my @x = split /:/;
+			if ($x[0] eq $user) { exit(crypt($pw, $x[1]) eq $x[1] ? 0 : 1); }
+		}
+		exit 2;' "$1" "$2" "$tmp/shadow"
+}
+
+t_apply() {
+	cp "$tmp/shadow" "$tmp/shadow.before"
+	printf 'alice:N3w-Passw0rd\nroot:R00t-Passw0rd\nbob:B0b-Passw0rd\nghost:Gh0st-Pass\ndaemon:D-Passw0rd\nALICE:x\n' |
+	    "$PSYNCCTL" -c "$tmp/apply.conf" apply >"$tmp/run" 2>&1
+	rc=$?
+	status 1 &&
+	has "alice: 0 applied" &&
+	has "root: 14 refused: uid 0 never syncs" &&
+	has "bob: 13 refused: the account is locked" &&
+	has "ghost: 12 refused: user ghost does not exist on this host" &&
+	has "daemon: 14 refused: uid 1 is below min-uid 1000" &&
+	has "ALICE: 24 refused: the password policy needs passwords of at least 6" &&
+	verify alice N3w-Passw0rd &&
+	[ "$(grep '^root:' "$tmp/shadow")" = "$(grep '^root:' "$tmp/shadow.before")" ] &&
+	[ "$(grep '^bob:' "$tmp/shadow")" = "$(grep '^bob:' "$tmp/shadow.before")" ] &&
+	hasnt "N3w-Passw0rd"
+}
+ok "psyncctl apply: one line per user, policy refusals by code, only accepted users changed" t_apply
+
+t_apply_again() {
+	printf 'alice:N3w-Passw0rd\n' | "$PSYNCCTL" -c "$tmp/apply.conf" apply >"$tmp/run" 2>&1
+	rc=$?
+	status 0 && has "alice: 0 unchanged"
+}
+ok "psyncctl apply: the same password again is 'unchanged' (exit 0)" t_apply_again
+
+t_apply_bad() {
+	printf 'no-colon-here\n' | "$PSYNCCTL" -c "$tmp/apply.conf" apply >"$tmp/run" 2>&1
+	rc=$?
+	status 1 && has "standard input: input line 1: expected user:password"
+}
+ok "psyncctl apply: a malformed line is refused with its number" t_apply_bad
 
 [ "$failed" -eq 0 ]
