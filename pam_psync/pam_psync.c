@@ -151,18 +151,20 @@ pp_context_close(struct pp_context *c)
 	c->found = false;
 }
 
-/* The check role, update phase: ask, judge, and ask again on refusal. */
+/*
+ * The check role, update phase: ask, judge, and ask again on refusal. The
+ * password is asked for even when the user does not sync: pam_unix after
+ * this module takes it with use_authtok.
+ */
 static int
 pp_check(pam_handle_t *pamh, struct pp_context *c, const char *user)
 {
 	struct policy_request req;
 	struct policy_verdict v;
 	const char *password = NULL;
-	int attempt, rc;
+	int attempt, rc, syncs;
 
-	rc = pp_user_syncs(pamh, c, user);
-	if (rc != PAM_SUCCESS)
-		return rc;
+	syncs = pp_user_syncs(pamh, c, user);
 	for (attempt = 0; attempt < c->opts.retry; attempt++) {
 		rc = pam_get_authtok(pamh, PAM_AUTHTOK, &password, NULL);
 		if (rc != PAM_SUCCESS) {
@@ -170,6 +172,8 @@ pp_check(pam_handle_t *pamh, struct pp_context *c, const char *user)
 				continue;
 			return rc;
 		}
+		if (syncs != PAM_SUCCESS)
+			return PAM_IGNORE;
 		memset(&req, 0, sizeof(req));
 		req.user = user;
 		req.account = &c->acct;
@@ -189,6 +193,22 @@ pp_check(pam_handle_t *pamh, struct pp_context *c, const char *user)
 	return PAM_AUTHTOK_ERR;
 }
 
+/*
+ * The check role steps aside without judging: it still obtains the new
+ * password, because pam_unix after it takes the token with use_authtok.
+ */
+static int
+pp_step_aside(pam_handle_t *pamh, const struct pp_options *o)
+{
+	const char *password = NULL;
+	int rc;
+
+	if (!o->check)
+		return PAM_IGNORE;
+	rc = pam_get_authtok(pamh, PAM_AUTHTOK, &password, NULL);
+	return rc == PAM_SUCCESS ? PAM_IGNORE : rc;
+}
+
 PAM_EXTERN int
 pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
@@ -201,17 +221,6 @@ pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	log_set_callback(pp_log_sink, pamh);
 	log_set_level(c.opts.debug ? LOG_DEBUG : LOG_INFO);
 
-	/* A change that psyncd's own pam store is applying is not forwarded. */
-	if (pam_getenv(pamh, "PSYNC_APPLYING") != NULL) {
-		rc = PAM_IGNORE;
-		goto done;
-	}
-	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL ||
-	    user[0] == '\0') {
-		pam_syslog(pamh, LOG_ERR, "cannot determine the user name");
-		rc = c.opts.strict ? PAM_USER_UNKNOWN : PAM_IGNORE;
-		goto done;
-	}
 	if (flags & PAM_PRELIM_CHECK) {
 		rc = c.opts.check ? PAM_SUCCESS : PAM_IGNORE;
 		goto done;
@@ -220,9 +229,20 @@ pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
 		rc = PAM_IGNORE;
 		goto done;
 	}
+	/* A change that psyncd's own pam store is applying is not forwarded. */
+	if (pam_getenv(pamh, "PSYNC_APPLYING") != NULL) {
+		rc = pp_step_aside(pamh, &c.opts);
+		goto done;
+	}
+	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL ||
+	    user[0] == '\0') {
+		pam_syslog(pamh, LOG_ERR, "cannot determine the user name");
+		rc = c.opts.strict ? PAM_USER_UNKNOWN : pp_step_aside(pamh, &c.opts);
+		goto done;
+	}
 	if (pp_context_open(pamh, &c, user) == -1) {
 		/* Without a usable configuration nothing can be judged or kept. */
-		rc = c.opts.strict ? PAM_AUTHTOK_ERR : PAM_IGNORE;
+		rc = c.opts.strict ? PAM_AUTHTOK_ERR : pp_step_aside(pamh, &c.opts);
 		goto done;
 	}
 	if (c.opts.check)

@@ -288,6 +288,40 @@ test_use_authtok_without_a_token_fails_without_prompting(void **state)
 	assert_int_equal(s.next, 0);
 }
 
+/* pam_unix after the check role takes the token with use_authtok: stand-in. */
+static void
+service_use_authtok(const char *check_opts)
+{
+	const char *top = getenv("top_builddir");
+	char text[4096];
+
+	snprintf(text, sizeof(text),
+	    "password requisite %s/pam_psync/.libs/pam_psync.so check %s\n"
+	    "password required %s/tests/.libs/authtok_probe.so\n",
+	    top != NULL ? top : "../..", check_opts, top != NULL ? top : "../..");
+	put("psync-test", text, 0644);
+}
+
+static void
+test_check_role_still_hands_on_the_token_when_it_steps_aside(void **state)
+{
+	struct script s1 = { { "x", "x", NULL }, 0, "" };
+	struct script s2 = { { "Str0ng-Enough!", "Str0ng-Enough!", NULL }, 0, "" };
+	struct script s3 = { { "Str0ng-Enough!", "Str0ng-Enough!", NULL }, 0, "" };
+	char conf[128];
+
+	(void)state;
+	/* Excluded user: not judged, but the token is there for pam_unix. */
+	snprintf(conf, sizeof(conf), "config=%s/psync.conf", dir);
+	service_use_authtok(conf);
+	assert_int_equal(change("root", &s1, NULL), PAM_SUCCESS);
+	/* psyncd's own pam store applying a change. */
+	assert_int_equal(change("alice", &s2, "PSYNC_APPLYING=1"), PAM_SUCCESS);
+	/* A configuration that cannot be read must not block the change. */
+	service_use_authtok("config=/nonexistent/psync.conf");
+	assert_int_equal(change("alice", &s3, NULL), PAM_SUCCESS);
+}
+
 static void
 test_unknown_options_are_not_fatal(void **state)
 {
@@ -310,6 +344,7 @@ main(void)
 		cmocka_unit_test(test_change_applied_by_psyncd_is_not_forwarded),
 		cmocka_unit_test(test_strict_fails_when_the_change_cannot_be_kept),
 		cmocka_unit_test(test_use_authtok_without_a_token_fails_without_prompting),
+		cmocka_unit_test(test_check_role_still_hands_on_the_token_when_it_steps_aside),
 		cmocka_unit_test(test_unknown_options_are_not_fatal),
 	};
 
