@@ -1150,7 +1150,8 @@ queue_add(struct queue *q, const struct frame_change *c, const char *source,
 			goto done;
 	}
 	/* The source and origin hold this newer password already. */
-	if (!stale && (supersede(q, c, source, now, why, err) == -1 ||
+	if (!stale && ((strcmp(source, QUEUE_SOURCE_LOCAL) != 0 &&
+	    supersede(q, c, source, now, why, err) == -1) ||
 	    supersede(q, c, c->origin, now, why, err) == -1))
 		goto done;
 	st = q_stmt(q, S_FORGET_USER);
