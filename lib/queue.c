@@ -546,6 +546,24 @@ queue_backoff_ms(const struct queue_limits *limits, unsigned int attempts)
 	return delay < cap ? delay : cap;
 }
 
+/* A text cut to size must not end in half a UTF-8 character. */
+static void
+utf8_trim(char *s)
+{
+	size_t n = strlen(s), i, need;
+	unsigned char c;
+
+	for (i = n; i > 0 && n - i < 4; i--) {
+		c = (unsigned char)s[i - 1];
+		if ((c & 0xc0) == 0x80)
+			continue;
+		need = c < 0x80 ? 1 : c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+		if (n - (i - 1) < need)
+			s[i - 1] = '\0';
+		return;
+	}
+}
+
 static void
 change_aad(const uint8_t id[FRAME_ID_LEN], char aad[QUEUE_AAD_LEN])
 {
@@ -1346,8 +1364,10 @@ queue_peer_report(struct queue *q, const char *peer, bool reachable,
 		    "too long");
 		return -1;
 	}
-	if (failed)
+	if (failed) {
 		str_copy(text, error, sizeof(text));
+		utf8_trim(text);
+	}
 	if (q_begin(q, "recording a peer's state", err) == -1)
 		return -1;
 	if (peer_update(q, peer, reachable, 0, failed ? now : 0,
@@ -1384,6 +1404,7 @@ queue_record(struct queue *q, const uint8_t id[FRAME_ID_LEN], const char *peer,
 		snprintf(text, sizeof(text), "code %d (%s)%s%s", code,
 		    code_reason(code), reason != NULL ? ": " : "",
 		    reason != NULL ? reason : "");
+	utf8_trim(text);
 	if (q_begin(q, "recording a delivery result", err) == -1)
 		return -1;
 	st = q_stmt(q, S_DELIVERY_GET);

@@ -625,6 +625,35 @@ test_permanent_failure_gives_up_and_forgets_the_secret(void **state)
 }
 
 static void
+test_long_error_text_is_cut_on_a_character_boundary(void **state)
+{
+	struct fx *f = *state;
+	struct queue_peer_status st;
+	struct frame_change c;
+	struct psync_err err;
+	char reason[1 + 3 * 200 + 1];
+	struct seen s;
+	size_t i;
+
+	/* "code 14 (user refused by policy): x" is 35 bytes, then 3-byte
+	   characters: the cut at byte 256 falls inside one. */
+	reason[0] = 'x';
+	for (i = 0; i < 200; i++)
+		memcpy(reason + 1 + 3 * i, "\xe2\x82\xac", 3);	/* euro */
+	reason[sizeof(reason) - 1] = '\0';
+	make_change(&c, 1, "alice", T0, PASSWORD);
+	add_ok(f, &c, NULL, win1, 1, 1);
+	assert_int_equal(record(f, &c, "win1", PSYNC_E_REFUSED, reason),
+	    QUEUE_GIVEN_UP);
+	list_all(f, &s);
+	assert_true(strlen(s.e[0].last_error) <= QUEUE_ERROR_MAX);
+	assert_true(strlen(s.e[0].last_error) > QUEUE_ERROR_MAX - 3);
+	assert_true(utf8_length(s.e[0].last_error) > 0);
+	assert_int_equal(queue_peer_status(f->q, "win1", &st, &err), 0);
+	assert_string_equal(st.last_error, s.e[0].last_error);
+}
+
+static void
 test_expire_gives_up_what_waited_longer_than_max_age(void **state)
 {
 	struct fx *f = *state;
@@ -1057,6 +1086,7 @@ main(void)
 		T(test_backoff_doubles_from_retry_interval_up_to_the_cap),
 		T(test_result_codes_classify_as_permanent_or_retryable),
 		T(test_permanent_failure_gives_up_and_forgets_the_secret),
+		T(test_long_error_text_is_cut_on_a_character_boundary),
 		T(test_expire_gives_up_what_waited_longer_than_max_age),
 		T(test_expire_handles_more_than_one_batch),
 		T(test_peer_status_tracks_results_depth_and_age),
