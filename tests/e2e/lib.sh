@@ -1,0 +1,158 @@
+# End-to-end test hosts: each host is a network namespace with its own
+# mount namespace, in which a private copy of /etc is bind-mounted over
+# /etc (notes/test-hosts.md). Hosts meet on a bridge in a "switch"
+# namespace, with addresses from 198.51.100.0/24. Everything a test makes
+# is recorded and torn down by e2e_cleanup, which the trap runs even when a
+# test fails or is interrupted.
+#
+#   e2e_init                   work directory, trap, switch namespace
+#   e2e_host NAME OCTET        a host NAME at 198.51.100.OCTET
+#   e2e_run NAME CMD...        run CMD in host NAME (its /etc, its network)
+#   e2e_sh NAME SCRIPT         the same for a shell script string
+#   e2e_bg NAME LOG CMD...     start CMD in the background; its PID is left
+#                              in E2E_PID (call it directly, not in $(...))
+#   e2e_kill PID [SIGNAL]      stop a background process (recorded PIDs only)
+#   e2e_cleanup                kill every recorded process, delete namespaces,
+#                              remove the work directory
+#
+# Test output is TAP: e2e_ok / e2e_not_ok / e2e_check count and print.
+
+E2E_NET=198.51.100
+
+e2e_init() {
+	E2E_ID=$$
+	E2E_WORK=$(mktemp -d /tmp/psync-e2e-XXXXXX)
+	E2E_PIDS=""
+	E2E_NETNS=""
+	E2E_N=0
+	E2E_FAILED=0
+	trap 'e2e_cleanup' EXIT
+	trap 'exit 1' INT TERM HUP
+	E2E_SWITCH=psw-$E2E_ID
+	ip netns add "$E2E_SWITCH" || return 1
+	E2E_NETNS="$E2E_SWITCH"
+	ip -n "$E2E_SWITCH" link add br0 type bridge &&
+	ip -n "$E2E_SWITCH" link set br0 up &&
+	ip -n "$E2E_SWITCH" link set lo up
+}
+
+e2e_host() { # NAME OCTET
+	_h=$1
+	_ns=ph-$_h-$E2E_ID
+	mkdir -p "$E2E_WORK/$_h" || return 1
+	cp -a /etc "$E2E_WORK/$_h/etc" 2>/dev/null
+	[ -f "$E2E_WORK/$_h/etc/shadow" ] || { echo "# e2e_host: cannot copy /etc" >&2; return 1; }
+	ip netns add "$_ns" || return 1
+	E2E_NETNS="$E2E_NETNS $_ns"
+	ip link add "v$_h$E2E_ID" type veth peer name "s$_h$E2E_ID" &&
+	ip link set "v$_h$E2E_ID" netns "$_ns" name eth0 &&
+	ip link set "s$_h$E2E_ID" netns "$E2E_SWITCH" &&
+	ip -n "$E2E_SWITCH" link set "s$_h$E2E_ID" master br0 up &&
+	ip -n "$_ns" addr add "$E2E_NET.$2/24" dev eth0 &&
+	ip -n "$_ns" link set eth0 up &&
+	ip -n "$_ns" link set lo up || return 1
+	# A plain stack: pam_unix alone (the machine's may hold pam_winbind).
+	cat >"$E2E_WORK/$_h/etc/pam.d/common-password" <<'PAM'
+password	[success=1 default=ignore]	pam_unix.so obscure yescrypt nodelay
+password	requisite			pam_deny.so
+password	required			pam_permit.so
+PAM
+	cat >"$E2E_WORK/$_h/etc/pam.d/psync-login" <<'PAM'
+auth	required	pam_unix.so nodelay
+account	required	pam_unix.so
+PAM
+	echo "$E2E_NET.$2 $_h" >>"$E2E_WORK/$_h/etc/hosts"
+}
+
+e2e_ns() { echo "ph-$1-$E2E_ID"; }
+e2e_dir() { echo "$E2E_WORK/$1"; }
+
+e2e_run() { # NAME CMD...
+	_h=$1
+	shift
+	ip netns exec "$(e2e_ns "$_h")" unshare --mount --propagation private -- \
+	    sh -c 'mount --bind "$0/etc" /etc && exec "$@"' "$E2E_WORK/$_h" "$@"
+}
+
+e2e_sh() { e2e_run "$1" sh -c "$2"; }
+
+e2e_bg() { # NAME LOG CMD... ; sets E2E_PID
+	_h=$1
+	_log=$2
+	shift 2
+	# exec all the way down, so that $! is the command's own PID.
+	(exec ip netns exec "$(e2e_ns "$_h")" unshare --mount --propagation private -- \
+	    sh -c 'mount --bind "$0/etc" /etc && exec "$@"' "$E2E_WORK/$_h" "$@") \
+	    >>"$_log" 2>&1 &
+	E2E_PID=$!
+	E2E_PIDS="$E2E_PIDS $E2E_PID"
+}
+
+e2e_kill() { # PID [SIGNAL]
+	kill -"${2:-TERM}" "$1" 2>/dev/null
+	_i=0
+	while kill -0 "$1" 2>/dev/null && [ $_i -lt 50 ]; do
+		sleep 0.1
+		_i=$((_i + 1))
+	done
+	kill -KILL "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	return 0
+}
+
+e2e_cleanup() {
+	for _p in $E2E_PIDS; do
+		kill -KILL "$_p" 2>/dev/null
+	done
+	for _p in $E2E_PIDS; do
+		wait "$_p" 2>/dev/null
+	done
+	# Processes a test host started on its own (children of the above).
+	for _ns in $E2E_NETNS; do
+		for _p in $(ip netns pids "$_ns" 2>/dev/null); do
+			kill -KILL "$_p" 2>/dev/null
+		done
+	done
+	for _ns in $E2E_NETNS; do
+		ip netns del "$_ns" 2>/dev/null
+	done
+	[ -n "${E2E_WORK:-}" ] && [ -d "$E2E_WORK" ] && rm -rf "$E2E_WORK"
+	E2E_PIDS=""
+	E2E_NETNS=""
+}
+
+# TAP helpers.
+e2e_ok() { E2E_N=$((E2E_N + 1)); echo "ok $E2E_N - $1"; }
+e2e_not_ok() {
+	E2E_N=$((E2E_N + 1))
+	E2E_FAILED=$((E2E_FAILED + 1))
+	echo "not ok $E2E_N - $1"
+	shift
+	for _l in "$@"; do printf '%s\n' "$_l" | sed 's/^/# /'; done
+}
+# e2e_check DESCRIPTION COMMAND... : ok when the command succeeds; its
+# output is shown as TAP diagnostics when it fails.
+e2e_check() {
+	_d=$1
+	shift
+	if _out=$("$@" 2>&1); then e2e_ok "$_d"; else e2e_not_ok "$_d" "$_out"; fi
+}
+
+# Wait up to SECONDS for COMMAND to succeed.
+e2e_wait() { # SECONDS COMMAND...
+	_t=$(($1 * 10))
+	shift
+	while [ $_t -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+		_t=$((_t - 1))
+	done
+	return 1
+}
+
+e2e_need_root() {
+	if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
+		echo "1..0 # SKIP needs root, ip and unshare"
+		exit 0
+	fi
+}
