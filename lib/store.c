@@ -1,0 +1,303 @@
+/*
+ * The store's front door: checks each change, hands the batch to the
+ * back-end the configuration names, then pushes NIS maps when the batch
+ * changed anything. Also the line parser for shadow and passwd files, kept
+ * here in one place so that it can be fuzzed on its own.
+ */
+#include "config_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "codes.h"
+#include "log.h"
+#include "store.h"
+#include "store_int.h"
+#include "util.h"
+
+#define NIS_OUTPUT_MAX	8192
+
+static const char *const outcome_names[] = {
+	[STORE_FAILED]		= "failed",
+	[STORE_APPLIED]		= "applied",
+	[STORE_UNCHANGED]	= "unchanged",
+	[STORE_SUPERSEDED]	= "superseded",
+};
+
+const char *
+store_outcome_name(enum store_outcome outcome)
+{
+	if ((size_t)outcome >= sizeof(outcome_names) / sizeof(outcome_names[0]))
+		return "unknown";
+	return outcome_names[outcome];
+}
+
+void
+store_result_set(struct store_result *r, int code, enum store_outcome outcome,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	r->code = code;
+	r->outcome = outcome;
+	va_start(ap, fmt);
+	vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+	va_end(ap);
+}
+
+bool
+store_user_valid(const char *user)
+{
+	const unsigned char *p = (const unsigned char *)user;
+	size_t len = 0;
+
+	/* "+" and "-" open NIS compat entries; "#" would make a comment. */
+	if (*p == '\0' || *p == '+' || *p == '-' || *p == '#')
+		return false;
+	for (; *p != '\0'; p++, len++)
+		if (*p <= ' ' || *p == ':' || *p == 0x7f || *p == ',')
+			return false;
+	return len <= STORE_USER_MAX;
+}
+
+size_t
+store_line_name(const char *line, size_t len)
+{
+	const char *colon = memchr(line, ':', len);
+
+	return colon != NULL ? (size_t)(colon - line) : len;
+}
+
+int
+store_line_parse(const char *line, size_t len, bool shadow,
+    struct store_line *out)
+{
+	const char *field[9];
+	size_t flen[9], nf = 0, need = shadow ? 9 : 7, i, start = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (len == 0 || line[0] == '#' || line[0] == '+' || line[0] == '-')
+		return -1;
+	if (memchr(line, '\0', len) != NULL || memchr(line, '\n', len) != NULL)
+		return -1;
+	for (i = 0; i <= len; i++) {
+		if (i < len && line[i] != ':')
+			continue;
+		if (nf == need)
+			return -1;	/* too many fields */
+		field[nf] = line + start;
+		flen[nf] = i - start;
+		nf++;
+		start = i + 1;
+	}
+	if (nf != need || flen[0] == 0)
+		return -1;
+	if (shadow) {
+		if (flen[2] > 11)
+			return -1;
+		for (i = 0; i < flen[2]; i++)
+			if (field[2][i] < '0' || field[2][i] > '9')
+				return -1;
+		out->lastchg = field[2];
+		out->lastchg_len = flen[2];
+	}
+	out->name = field[0];
+	out->name_len = flen[0];
+	out->hash = field[1];
+	out->hash_len = flen[1];
+	return 0;
+}
+
+/* The checks every back-end needs; failures are final for that change. */
+static bool
+check_change(const struct store_change *c, struct store_result *r)
+{
+	struct psync_err err;
+
+	if (c->user == NULL || !store_user_valid(c->user)) {
+		store_result_set(r, PSYNC_E_BAD_USER, STORE_FAILED,
+		    "invalid user name");
+		return false;
+	}
+	if (c->secret == NULL || c->secret[0] == '\0') {
+		store_result_set(r, PSYNC_E_BAD_PASSWORD, STORE_FAILED,
+		    "empty password for %s", c->user);
+		return false;
+	}
+	if (strlen(c->secret) > STORE_SECRET_MAX) {
+		store_result_set(r, PSYNC_E_BAD_PASSWORD, STORE_FAILED,
+		    "password for %s longer than %d bytes", c->user,
+		    STORE_SECRET_MAX);
+		return false;
+	}
+	switch (c->kind) {
+	case STORE_SECRET_CLEARTEXT:
+		break;
+	case STORE_SECRET_HASH:
+		perr_clear(&err);
+		if (store_hash_check(c->secret, &err) == -1) {
+			store_result_set(r, err.code, STORE_FAILED,
+			    "hash for %s: %s", c->user, err.msg);
+			return false;
+		}
+		break;
+	default:
+		store_result_set(r, PSYNC_E_BAD_PASSWORD, STORE_FAILED,
+		    "unknown secret kind for %s", c->user);
+		return false;
+	}
+	return true;
+}
+
+size_t
+store_apply(const struct store_conf *conf, const struct store_change *changes,
+    size_t n, struct store_result *results)
+{
+	struct psync_err err;
+	size_t i, failed = 0, applied = 0;
+	bool any_valid = false;
+
+	for (i = 0; i < n; i++) {
+		store_result_set(&results[i], PSYNC_E_UPDATE_FAILED,
+		    STORE_FAILED, "not processed");
+		if (check_change(&changes[i], &results[i]))
+			any_valid = true;
+	}
+	if (any_valid) {
+		switch (conf->type) {
+		case STORE_FILES:
+			store_files_apply(conf, changes, n, results);
+			break;
+		case STORE_PAM:
+			store_pam_apply(conf, changes, n, results);
+			break;
+		case STORE_SAMBA:
+		default:
+			for (i = 0; i < n; i++)
+				if (results[i].code == PSYNC_E_UPDATE_FAILED)
+					store_result_set(&results[i],
+					    PSYNC_E_UPDATE_FAILED, STORE_FAILED,
+					    "store type %d is not handled by "
+					    "the local store", (int)conf->type);
+			break;
+		}
+	}
+	for (i = 0; i < n; i++)
+		if (results[i].outcome == STORE_APPLIED)
+			applied++;
+	if (applied > 0 && conf->nis_make_dir != NULL) {
+		perr_clear(&err);
+		if (store_nis_make(conf->nis_make_dir, &err) == -1) {
+			for (i = 0; i < n; i++)
+				if (results[i].outcome == STORE_APPLIED)
+					store_result_set(&results[i],
+					    PSYNC_E_NIS, STORE_APPLIED,
+					    "stored, but NIS maps not pushed: "
+					    "%s", err.msg);
+		}
+	}
+	for (i = 0; i < n; i++)
+		if (results[i].code != PSYNC_OK)
+			failed++;
+	return failed;
+}
+
+/* ---- NIS ---- */
+
+/* Log make's output line by line so that each line stays readable. */
+static void
+nis_log_output(const char *dir, char *buf, bool failed)
+{
+	char *line, *save = NULL;
+
+	for (line = strtok_r(buf, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (failed)
+			log_warnx("NIS make in %s: %s", dir, line);
+		else
+			log_debug("NIS make in %s: %s", dir, line);
+	}
+}
+
+int
+store_nis_make(const char *dir, struct psync_err *err)
+{
+	char *const argv[] = { (char *)(uintptr_t)"make", NULL };
+	char buf[NIS_OUTPUT_MAX], drain[512];
+	size_t len = 0;
+	ssize_t r;
+	int fds[2] = { -1, -1 }, status, devnull, rc = -1;
+	pid_t pid;
+
+	if (pipe2(fds, O_CLOEXEC) == -1) {
+		perr_set(err, PSYNC_E_NIS, "NIS make in %s: pipe: %s", dir,
+		    strerror(errno));
+		goto done;
+	}
+	pid = fork();
+	if (pid == -1) {
+		perr_set(err, PSYNC_E_NIS, "NIS make in %s: fork: %s", dir,
+		    strerror(errno));
+		goto done;
+	}
+	if (pid == 0) {
+		/* Only async-signal-safe calls from here on. */
+		devnull = open("/dev/null", O_RDONLY);
+		if (devnull == -1 || dup2(devnull, 0) == -1 ||
+		    dup2(fds[1], 1) == -1 || dup2(fds[1], 2) == -1 ||
+		    chdir(dir) == -1) {
+			(void)write(fds[1], "cannot set up make\n", 19);
+			_exit(126);
+		}
+		execvp("make", argv);
+		(void)write(fds[1], "cannot run make\n", 16);
+		_exit(127);
+	}
+	close(fds[1]);
+	fds[1] = -1;
+	for (;;) {
+		if (len < sizeof(buf) - 1)
+			r = read(fds[0], buf + len, sizeof(buf) - 1 - len);
+		else
+			r = read(fds[0], drain, sizeof(drain));
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			break;
+		if (len < sizeof(buf) - 1)
+			len += (size_t)r;
+	}
+	buf[len] = '\0';
+	while (waitpid(pid, &status, 0) == -1) {
+		if (errno != EINTR) {
+			perr_set(err, PSYNC_E_NIS, "NIS make in %s: waitpid: %s",
+			    dir, strerror(errno));
+			goto done;
+		}
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		nis_log_output(dir, buf, false);
+		rc = 0;
+		goto done;
+	}
+	nis_log_output(dir, buf, true);
+	if (WIFEXITED(status))
+		perr_set(err, PSYNC_E_NIS, "make in %s exited with status %d",
+		    dir, WEXITSTATUS(status));
+	else
+		perr_set(err, PSYNC_E_NIS, "make in %s killed by signal %d",
+		    dir, WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+done:
+	if (fds[0] != -1)
+		close(fds[0]);
+	if (fds[1] != -1)
+		close(fds[1]);
+	return rc;
+}

@@ -1,0 +1,301 @@
+/*
+ * Unit tests for lib/store_hash.c: login.defs, the accepted and refused
+ * forms of ready-made hashes, hashing and verifying, parallel hashing.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codes.h"
+#include "store.h"
+#include "util.h"
+
+static char tmpdir[] = "/tmp/psync-test-hash.XXXXXX";
+
+static int
+setup(void **state)
+{
+	(void)state;
+	return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[128];
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static const char *
+defs_file(const char *text)
+{
+	static char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/login.defs", tmpdir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	assert_int_equal(fclose(f), 0);
+	return path;
+}
+
+static void
+test_login_defs_reads_method_and_sha_rounds(void **state)
+{
+	struct store_hash_params p;
+	struct psync_err err;
+
+	(void)state;
+	assert_int_equal(store_login_defs(defs_file(
+	    "# comment\n"
+	    "MAIL_DIR /var/mail\n"
+	    "ENCRYPT_METHOD SHA256   # trailing comment\n"
+	    "SHA_CRYPT_MIN_ROUNDS 2000\n"
+	    "SHA_CRYPT_MAX_ROUNDS 3000\n"), &p, &err), 0);
+	assert_int_equal(p.method, HASH_SHA256);
+	assert_int_equal(p.cost, 2000);
+	assert_int_equal(p.cost_max, 3000);
+}
+
+static void
+test_login_defs_single_round_setting_and_quotes(void **state)
+{
+	struct store_hash_params p;
+	struct psync_err err;
+
+	(void)state;
+	assert_int_equal(store_login_defs(defs_file(
+	    "ENCRYPT_METHOD \"SHA512\"\nSHA_CRYPT_MAX_ROUNDS 6000\n"), &p,
+	    &err), 0);
+	assert_int_equal(p.method, HASH_SHA512);
+	assert_int_equal(p.cost, 6000);
+	assert_int_equal(p.cost_max, 6000);
+}
+
+static void
+test_login_defs_yescrypt_cost_factor(void **state)
+{
+	struct store_hash_params p;
+	struct psync_err err;
+
+	(void)state;
+	assert_int_equal(store_login_defs(defs_file(
+	    "ENCRYPT_METHOD YESCRYPT\nYESCRYPT_COST_FACTOR 7\n"), &p, &err), 0);
+	assert_int_equal(p.method, HASH_YESCRYPT);
+	assert_int_equal(p.cost, 7);
+}
+
+static void
+test_login_defs_missing_file_means_yescrypt(void **state)
+{
+	struct store_hash_params p;
+	struct psync_err err;
+	char path[160];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/does-not-exist", tmpdir);
+	assert_int_equal(store_login_defs(path, &p, &err), 0);
+	assert_int_equal(p.method, HASH_YESCRYPT);
+	assert_int_equal(p.cost, 0);
+}
+
+static void
+test_login_defs_weak_method_becomes_sha512(void **state)
+{
+	struct store_hash_params p;
+	struct psync_err err;
+
+	(void)state;
+	assert_int_equal(store_login_defs(defs_file("ENCRYPT_METHOD DES\n"),
+	    &p, &err), 0);
+	assert_int_equal(p.method, HASH_SHA512);
+}
+
+static void
+test_login_defs_bad_values_are_errors_naming_the_line(void **state)
+{
+	struct store_hash_params p;
+	struct psync_err err;
+
+	(void)state;
+	perr_clear(&err);
+	assert_int_equal(store_login_defs(defs_file(
+	    "ENCRYPT_METHOD SHA512\nSHA_CRYPT_MIN_ROUNDS lots\n"), &p, &err), -1);
+	assert_non_null(strstr(err.msg, "login.defs:2: SHA_CRYPT_MIN_ROUNDS"));
+	assert_int_equal(store_login_defs(defs_file(
+	    "ENCRYPT_METHOD ROT13\n"), &p, &err), -1);
+	assert_non_null(strstr(err.msg, "login.defs:1: ENCRYPT_METHOD"));
+}
+
+static void
+test_conf_method_overrides_login_defs(void **state)
+{
+	struct store_conf conf;
+	struct store_hash_params p;
+	struct psync_err err;
+	const char *defs = defs_file("ENCRYPT_METHOD SHA256\n");
+
+	(void)state;
+	memset(&conf, 0, sizeof(conf));
+	conf.login_defs = (char *)(uintptr_t)defs;
+	conf.hash_method = HASH_BCRYPT;
+	conf.hash_cost = 5;
+	assert_int_equal(store_hash_params(&conf, &p, &err), 0);
+	assert_int_equal(p.method, HASH_BCRYPT);
+	assert_int_equal(p.cost, 5);
+	conf.hash_cost = 40;
+	assert_int_equal(store_hash_params(&conf, &p, &err), -1);
+	conf.hash_method = HASH_LOGIN_DEFS;
+	assert_int_equal(store_hash_params(&conf, &p, &err), 0);
+	assert_int_equal(p.method, HASH_SHA256);
+}
+
+static void
+hash_and_verify(enum hash_method m, unsigned long cost, const char *prefix)
+{
+	struct store_hash_params p = { m, cost, cost };
+	struct psync_err err;
+	char out[256];
+
+	perr_clear(&err);
+	assert_int_equal(store_hash_password(&p, "S3cret pass", out,
+	    sizeof(out), &err), 0);
+	assert_memory_equal(out, prefix, strlen(prefix));
+	assert_int_equal(store_hash_check(out, &err), 0);
+	assert_true(store_hash_verify("S3cret pass", out));
+	assert_false(store_hash_verify("S3cret pasS", out));
+}
+
+static void
+test_each_method_hashes_verifiably_with_its_prefix(void **state)
+{
+	(void)state;
+	hash_and_verify(HASH_YESCRYPT, 1, "$y$");
+	hash_and_verify(HASH_SHA512, 1000, "$6$rounds=1000$");
+	hash_and_verify(HASH_SHA256, 0, "$5$");
+	hash_and_verify(HASH_BCRYPT, 4, "$2b$04$");
+}
+
+static void
+test_accepted_hash_forms(void **state)
+{
+	static const char *const good[] = {
+		"$y$j9T$U0uRMzRc/GKMPlqQ.a/H7.$HeaDTvFEMG.PU.1Ca8Isd7eP7Y.aqv2ZbhGzm24iY19",
+		"$6$abcdefgh$C/UyUIoYbYZoxRzWA1jhrMzCtoWAP4X1Y3K19W9MF2iadjXK6APn0m0eIbRgBIBf9YqHG5NBvs.aaEUSctcx51",
+		"$6$rounds=5000$abcdefgh$C/UyUIoYbYZoxRzWA1jhrMzCtoWAP4X1Y3K19W9MF2iadjXK6APn0m0eIbRgBIBf9YqHG5NBvs.aaEUSctcx51",
+		"$5$oThbi3nsHvYfOhRv$mmAOkR6qBinQHhmodDSnpZ07828FcWgla.GZqHzsqj0",
+		"$2b$05$CocejWtg.b4pK.Kx4CAsZOqyWBWYx2MJbvyVONkO8OWU1ZCI5KdES",
+		"$2y$05$CocejWtg.b4pK.Kx4CAsZOqyWBWYx2MJbvyVONkO8OWU1ZCI5KdES",
+		"$2a$05$CocejWtg.b4pK.Kx4CAsZOqyWBWYx2MJbvyVONkO8OWU1ZCI5KdES",
+	};
+	struct psync_err err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		perr_clear(&err);
+		if (store_hash_check(good[i], &err) != 0)
+			fail_msg("%s refused: %s", good[i], err.msg);
+	}
+}
+
+static void
+test_refused_hash_forms_are_code_9(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"plain",
+		"!",
+		"*",
+		"abJnggxhB/yWI",					/* DES */
+		"$1$abcdefgh$0123456789012345678901",			/* MD5 */
+		"$y$j9T$salt$short",
+		"$y$j9T$U0uRMzRc/GKMPlqQ.a/H7.$HeaDTvFEMG.PU.1Ca8Isd7eP7Y.aqv2ZbhGzm24iY19:",
+		"$6$abcdefgh$C/UyUIoYbYZoxRzWA1jhrMzCtoWAP4X1Y3K19W9MF2iadjXK6APn0m0eIbRgBIBf9YqHG5NBvs.aaEUSctcx5",
+		"$6$rounds=10$abcdefgh$C/UyUIoYbYZoxRzWA1jhrMzCtoWAP4X1Y3K19W9MF2iadjXK6APn0m0eIbRgBIBf9YqHG5NBvs.aaEUSctcx51",
+		"$6$abcdefghijklmnopq$C/UyUIoYbYZoxRzWA1jhrMzCtoWAP4X1Y3K19W9MF2iadjXK6APn0m0eIbRgBIBf9YqHG5NBvs.aaEUSctcx51",
+		"$5$oThbi3nsHvYfOhRv$mmAOkR6qBinQHhmodDSnpZ07828FcWgla.GZqHzsqj0\n",
+		"$2b$03$CocejWtg.b4pK.Kx4CAsZOqyWBWYx2MJbvyVONkO8OWU1ZCI5KdES",
+		"$2b$05$CocejWtg.b4pK.Kx4CAsZOqyWBWYx2MJbvyVONkO8OWU1ZCI5KdE",
+		"$2x$05$CocejWtg.b4pK.Kx4CAsZOqyWBWYx2MJbvyVONkO8OWU1ZCI5KdES",
+	};
+	struct psync_err err;
+	size_t i;
+
+	(void)state;
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		perr_clear(&err);
+		if (store_hash_check(bad[i], &err) != -1)
+			fail_msg("\"%s\" accepted", bad[i]);
+		assert_int_equal(err.code, PSYNC_E_BAD_PASSWORD);
+		assert_true(err.msg[0] != '\0');
+	}
+}
+
+static void
+test_parallel_hashing_gives_verifiable_distinct_hashes(void **state)
+{
+	enum { N = 24 };
+	struct store_hash_params p = { HASH_SHA256, 1000, 1000 };
+	const char *pw[N];
+	char *out[N], buf[N][16];
+	size_t i, j;
+
+	(void)state;
+	for (i = 0; i < N; i++) {
+		snprintf(buf[i], sizeof(buf[i]), "pw-%zu", i % 12);
+		pw[i] = buf[i];
+	}
+	assert_int_equal(store_hash_many(&p, pw, out, N, 4), 0);
+	for (i = 0; i < N; i++) {
+		assert_non_null(out[i]);
+		if (!store_hash_verify(pw[i], out[i]))
+			fail_msg("hash %zu does not verify its password", i);
+		/* Fresh salts: the same password never gives the same hash. */
+		for (j = 0; j < i; j++)
+			assert_string_not_equal(out[i], out[j]);
+	}
+	for (i = 0; i < N; i++)
+		free(out[i]);
+}
+
+static void
+test_verify_refuses_locked_and_empty_hashes(void **state)
+{
+	(void)state;
+	assert_false(store_hash_verify("", ""));
+	assert_false(store_hash_verify("x", "*"));
+	assert_false(store_hash_verify("x", "!"));
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_login_defs_reads_method_and_sha_rounds),
+		cmocka_unit_test(test_login_defs_single_round_setting_and_quotes),
+		cmocka_unit_test(test_login_defs_yescrypt_cost_factor),
+		cmocka_unit_test(test_login_defs_missing_file_means_yescrypt),
+		cmocka_unit_test(test_login_defs_weak_method_becomes_sha512),
+		cmocka_unit_test(test_login_defs_bad_values_are_errors_naming_the_line),
+		cmocka_unit_test(test_conf_method_overrides_login_defs),
+		cmocka_unit_test(test_each_method_hashes_verifiably_with_its_prefix),
+		cmocka_unit_test(test_accepted_hash_forms),
+		cmocka_unit_test(test_refused_hash_forms_are_code_9),
+		cmocka_unit_test(test_parallel_hashing_gives_verifiable_distinct_hashes),
+		cmocka_unit_test(test_verify_refuses_locked_and_empty_hashes),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
