@@ -24,6 +24,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -860,10 +861,11 @@ verify_thread(void *arg)
 		if (code != 0) {
 			m.u.vresult.step = VERIFY_POLICY;
 			m.u.vresult.code = code;
-			snprintf(m.u.vresult.message,
-			    sizeof(m.u.vresult.message), "peer %s refuses a "
-			    "change for %s: code %d (%s)", p.name, vj->v.user,
-			    code, mepp_result_reason(code));
+			if (snprintf(m.u.vresult.message,
+			    sizeof(m.u.vresult.message), "peer %.64s refuses "
+			    "a change for %.64s: code %d (%s)", p.name,
+			    vj->v.user, code, mepp_result_reason(code)) < 0)
+				m.u.vresult.message[0] = '\0';
 			goto done;
 		}
 	}

@@ -371,7 +371,7 @@ targets_for(const struct frame_change *c, const char *source,
 static void
 spool_set_aside(const char *name, const char *why)
 {
-	char from[PATH_MAX], dir[PATH_MAX], to[PATH_MAX];
+	char from[PATH_MAX], dir[PATH_MAX], to[2 * PATH_MAX + 2];
 	const char *spool = P.conf->queue.spool_directory;
 
 	snprintf(dir, sizeof(dir), "%s/bad", spool);
