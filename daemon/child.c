@@ -748,58 +748,6 @@ struct verify_job {
 	struct pmsg_verify	v;
 };
 
-static int
-tcp_probe(const struct pmsg_peer *p, char *why, size_t len)
-{
-	struct addrinfo hints, *res = NULL;
-	struct pollfd pfd;
-	char port[8];
-	int fd = -1, rc = -1, soerr = 0;
-	socklen_t sl = sizeof(soerr);
-
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
-	snprintf(port, sizeof(port), "%u", p->port);
-	if (getaddrinfo(p->address, port, &hints, &res) != 0 || res == NULL) {
-		snprintf(why, len, "%s is not an address", p->address);
-		goto done;
-	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-	    0);
-	if (fd == -1) {
-		snprintf(why, len, "socket: %s", strerror(errno));
-		goto done;
-	}
-	if (connect(fd, res->ai_addr, res->ai_addrlen) == -1 &&
-	    errno != EINPROGRESS) {
-		snprintf(why, len, "%s port %u: %s", p->address, p->port,
-		    strerror(errno));
-		goto done;
-	}
-	pfd.fd = fd;
-	pfd.events = POLLOUT;
-	if (poll(&pfd, 1, (int)(p->connect_timeout ? p->connect_timeout : 10) *
-	    1000) != 1) {
-		snprintf(why, len, "%s port %u: no answer in time", p->address,
-		    p->port);
-		goto done;
-	}
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) == -1 ||
-	    soerr != 0) {
-		snprintf(why, len, "%s port %u: %s", p->address, p->port,
-		    strerror(soerr));
-		goto done;
-	}
-	rc = 0;
-done:
-	if (fd != -1)
-		close(fd);
-	if (res != NULL)
-		freeaddrinfo(res);
-	return rc;
-}
-
 static void *
 verify_thread(void *arg)
 {
@@ -826,39 +774,56 @@ verify_thread(void *arg)
 		    sizeof(m.u.vresult.message));
 		goto done;
 	}
-	m.u.vresult.step = VERIFY_CONNECT;
-	if (tcp_probe(&p, m.u.vresult.message,
-	    sizeof(m.u.vresult.message)) == -1)
-		goto done;
 	if (p.protocol == PROTO_PSYNC) {
 		c = dial(&p, &err);
 		if (c == NULL) {
 			m.u.vresult.code = err.code;
-			m.u.vresult.step = err.code == PSYNC_E_VERSION_MISMATCH &&
-			    strstr(err.msg, "HELLO") != NULL ? VERIFY_VERSION :
-			    VERIFY_HANDSHAKE;
-			if (strstr(err.msg, "version") != NULL &&
-			    strstr(err.msg, "TLS") == NULL)
+			/* wire reports a failed connect as code 3, a failed
+			   handshake with its own codes, and HELLO problems
+			   name the HELLO. */
+			if (err.code == PSYNC_E_OPEN)
+				m.u.vresult.step = VERIFY_CONNECT;
+			else if (strstr(err.msg, "HELLO") != NULL ||
+			    (err.code == PSYNC_E_VERSION_MISMATCH &&
+			    strstr(err.msg, "TLS") == NULL))
 				m.u.vresult.step = VERIFY_VERSION;
+			else
+				m.u.vresult.step = VERIFY_HANDSHAKE;
 			str_copy(m.u.vresult.message, err.msg,
 			    sizeof(m.u.vresult.message));
 			goto done;
 		}
 		wire_close(c);
-	} else if (vj->v.user[0] != '\0') {
+	} else {
+		/* A type 2 check proves the key; with a named user the
+		   peer's answer for that user counts too. */
 		memset(&mc, 0, sizeof(mc));
 		mc.host = p.address;
 		mc.port = p.port;
 		mc.secret = (const char *)p.key;
-		code = mepp_client_check(&mc, vj->v.user, &err);
+		code = mepp_client_check(&mc, vj->v.user[0] != '\0' ?
+		    vj->v.user : "psync-verify", &err);
 		if (code == -1) {
-			m.u.vresult.step = err.code == MEPP_STEP_RESPONSE ?
-			    VERIFY_HANDSHAKE : VERIFY_CONNECT;
+			m.u.vresult.step = err.code == MEPP_STEP_RESOLVE ?
+			    VERIFY_RESOLVE : err.code == MEPP_STEP_CONNECT ||
+			    err.code == MEPP_STEP_TIMEOUT ? VERIFY_CONNECT :
+			    VERIFY_HANDSHAKE;
 			str_copy(m.u.vresult.message, err.msg,
 			    sizeof(m.u.vresult.message));
 			goto done;
 		}
-		if (code != 0) {
+		if (code == PSYNC_E_DECRYPT || code == PSYNC_E_PROTOCOL) {
+			m.u.vresult.step = VERIFY_HANDSHAKE;
+			m.u.vresult.code = code;
+			if (snprintf(m.u.vresult.message,
+			    sizeof(m.u.vresult.message), "%d: peer %.64s "
+			    "cannot read our request (code %d, %s): the MEPP "
+			    "keys differ", PSYNC_MSG_KEY_MISMATCH, p.name, code,
+			    mepp_result_reason(code)) < 0)
+				m.u.vresult.message[0] = '\0';
+			goto done;
+		}
+		if (code != 0 && vj->v.user[0] != '\0') {
 			m.u.vresult.step = VERIFY_POLICY;
 			m.u.vresult.code = code;
 			if (snprintf(m.u.vresult.message,

@@ -401,9 +401,12 @@ spool_take(const char *name)
 	size_t n;
 	int rc = -1, q;
 
+	snprintf(path, sizeof(path), "%s/%s", P.conf->queue.spool_directory,
+	    name);
 	if (spool_read(P.conf->queue.spool_directory, name, P.host_key, &f,
 	    &err) == -1) {
-		if (errno == ENOENT)
+		/* Gone meanwhile (another scan took it): nothing to do. */
+		if (access(path, F_OK) == -1 && errno == ENOENT)
 			return 0;
 		spool_set_aside(name, err.msg);
 		return 0;
@@ -421,8 +424,6 @@ spool_take(const char *name)
 	    f.u.change.user, n, n == 1 ? "" : "s",
 	    q == 0 ? " (already known)" : "");
 	/* Only now: the queue has it on disk. */
-	snprintf(path, sizeof(path), "%s/%s", P.conf->queue.spool_directory,
-	    name);
 	if (unlink(path) == -1 && errno != ENOENT)
 		log_warn("spool: cannot remove %s", path);
 	P.deliver_soon = true;
