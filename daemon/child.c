@@ -914,8 +914,12 @@ table_swap(const struct pmsg_peers_end *e)
 	C.n_peers = C.n_staging;
 	C.staging = NULL;
 	C.n_staging = 0;
-	str_copy(C.node_buf, e->node, sizeof(C.node_buf));
-	C.node = C.node_buf;
+	/* Threads read the node name without the lock: it is only written
+	   when it really changes (a reload that renames the node). */
+	if (strcmp(C.node, e->node) != 0) {
+		str_copy(C.node_buf, e->node, sizeof(C.node_buf));
+		C.node = C.node_buf;
+	}
 	pthread_mutex_unlock(&C.lock);
 	if (e->n_peers != C.n_peers)
 		fatalx("network child: peer table of %zu entries, the parent "
