@@ -23,6 +23,13 @@ static const struct {
 	  "policy USER [--peer NAME | --from NAME] [--password-stdin]" },
 	{ "import-sso",	cmd_import_sso,	"import-sso [FILE]" },
 	{ "apply",	cmd_apply,	"apply [-e] < user:password lines" },
+	{ "status",	cmd_status,	"status [--json]" },
+	{ "queue",	cmd_queue,
+	  "queue list [--all] | retry [ID] | drop ID [PEER] | purge" },
+	{ "send",	cmd_send,	"send USER --peer NAME  (password on stdin)" },
+	{ "verify",	cmd_verify,	"verify PEER [--user USER]" },
+	{ "keygen",	cmd_keygen,	"keygen [FILE]" },
+	{ "set-key",	cmd_set_key,	"set-key PEER  (64 hex digits on stdin)" },
 };
 
 static void

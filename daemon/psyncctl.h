@@ -22,5 +22,11 @@ char	*ctl_read_secret_line(const char *what);
 int	cmd_policy(struct ctl *ctl, int argc, char **argv);
 int	cmd_import_sso(struct ctl *ctl, int argc, char **argv);
 int	cmd_apply(struct ctl *ctl, int argc, char **argv);
+int	cmd_status(struct ctl *ctl, int argc, char **argv);
+int	cmd_queue(struct ctl *ctl, int argc, char **argv);
+int	cmd_send(struct ctl *ctl, int argc, char **argv);
+int	cmd_verify(struct ctl *ctl, int argc, char **argv);
+int	cmd_keygen(struct ctl *ctl, int argc, char **argv);
+int	cmd_set_key(struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -1,0 +1,584 @@
+/*
+ * The control socket: psyncctl's way into the running parent. A Unix
+ * stream socket, mode 0600, and on every connection the peer's
+ * credentials must say uid 0. A request is a 32-bit big-endian length and
+ * words separated by newlines (the command first); the answer is a length
+ * and a status byte ('0' done, '1' failed) followed by text for a person
+ * (or JSON). Only `verify` answers later: when the network child reports.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "codes.h"
+#include "log.h"
+#include "parent.h"
+#include "pmsg.h"
+#include "queue.h"
+
+#define CONTROL_WORDS_MAX	8
+#define CONTROL_VERIFY_MS	60000
+#define CONTROL_IDLE_MS		10000
+
+struct client {
+	int		 fd;
+	unsigned char	*buf;
+	size_t		 len;
+	uint32_t	 verify_reqid;	/* 0: none pending */
+	char		 verify_peer[FRAME_NAME_MAX + 1];
+	uint64_t	 deadline;
+};
+
+static struct client clients[CONTROL_CLIENTS_MAX];
+static size_t n_clients;
+static int listen_fd = -1;
+
+void
+sbuf_printf(struct sbuf *b, const char *fmt, ...)
+{
+	va_list ap;
+	size_t need, ncap;
+	char *np;
+	int n;
+
+	if (b->oom)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	need = b->len + (size_t)n + 1;
+	if (need > CONTROL_REPLY_MAX) {
+		b->oom = true;
+		return;
+	}
+	if (need > b->cap) {
+		ncap = b->cap == 0 ? 1024 : b->cap;
+		while (ncap < need)
+			ncap *= 2;
+		np = realloc(b->p, ncap);
+		if (np == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = ncap;
+	}
+	va_start(ap, fmt);
+	vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void
+sbuf_free(struct sbuf *b)
+{
+	if (b->p != NULL)
+		secure_wipe(b->p, b->cap);
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+int
+control_open(const char *path)
+{
+	struct sockaddr_un sun;
+	char dir[sizeof(sun.sun_path)];
+	char *slash;
+	mode_t old;
+	int fd;
+
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path)) {
+		log_warnx("control socket %s: path too long", path);
+		return -1;
+	}
+	str_copy(sun.sun_path, path, sizeof(sun.sun_path));
+	str_copy(dir, path, sizeof(dir));
+	slash = strrchr(dir, '/');
+	if (slash != NULL && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0755) == -1 && errno != EEXIST) {
+			log_warn("control socket: cannot create %s", dir);
+			return -1;
+		}
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -1) {
+		log_warn("control socket: socket");
+		return -1;
+	}
+	/* A socket left by a crash: remove it only when nobody answers. */
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0) {
+		log_warnx("control socket %s: another psyncd is running", path);
+		close(fd);
+		return -1;
+	}
+	close(fd);
+	(void)unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd == -1) {
+		log_warn("control socket: socket");
+		return -1;
+	}
+	old = umask(0177);
+	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+		umask(old);
+		log_warn("control socket: bind %s", path);
+		close(fd);
+		return -1;
+	}
+	umask(old);
+	if (chmod(path, 0600) == -1 || listen(fd, 16) == -1) {
+		log_warn("control socket %s", path);
+		close(fd);
+		return -1;
+	}
+	listen_fd = fd;
+	parent_state()->ctl_fd = fd;
+	return 0;
+}
+
+static void
+client_drop(size_t i)
+{
+	close(clients[i].fd);
+	if (clients[i].buf != NULL)
+		secure_wipe(clients[i].buf, CONTROL_MSG_MAX + 4);
+	free(clients[i].buf);
+	clients[i] = clients[--n_clients];
+}
+
+void
+control_close_all(void)
+{
+	while (n_clients > 0)
+		client_drop(0);
+	if (listen_fd != -1)
+		close(listen_fd);
+	listen_fd = -1;
+}
+
+void
+control_accept(void)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int fd;
+
+	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd == -1)
+		return;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
+	    cred.uid != 0) {
+		log_warnx("control socket: refused a connection from uid %ld "
+		    "(pid %ld): root only", len == sizeof(cred) ?
+		    (long)cred.uid : -1L, len == sizeof(cred) ?
+		    (long)cred.pid : -1L);
+		close(fd);
+		return;
+	}
+	if (n_clients == CONTROL_CLIENTS_MAX) {
+		log_warnx("control socket: %d clients already; refusing one",
+		    CONTROL_CLIENTS_MAX);
+		close(fd);
+		return;
+	}
+	memset(&clients[n_clients], 0, sizeof(clients[n_clients]));
+	clients[n_clients].fd = fd;
+	clients[n_clients].buf = malloc(CONTROL_MSG_MAX + 4);
+	clients[n_clients].deadline = now_ms() + CONTROL_IDLE_MS;
+	if (clients[n_clients].buf == NULL) {
+		close(fd);
+		return;
+	}
+	n_clients++;
+}
+
+size_t
+control_pollfds(struct pollfd *pfd, size_t cap)
+{
+	size_t i;
+
+	for (i = 0; i < n_clients && i < cap; i++)
+		pfd[i] = (struct pollfd){ clients[i].fd,
+		    clients[i].verify_reqid != 0 ? 0 : POLLIN, 0 };
+	return i;
+}
+
+static void
+reply(size_t ci, bool ok, struct sbuf *text)
+{
+	unsigned char hdr[5];
+	size_t len = text->len, off = 0;
+	struct iovec;
+	ssize_t n;
+	int fd = clients[ci].fd, flags;
+
+	if (text->oom) {
+		text->len = 0;
+		sbuf_printf(text, "the answer is too large or out of memory\n");
+		ok = false;
+		len = text->len;
+	}
+	hdr[0] = (unsigned char)((len + 1) >> 24);
+	hdr[1] = (unsigned char)((len + 1) >> 16);
+	hdr[2] = (unsigned char)((len + 1) >> 8);
+	hdr[3] = (unsigned char)(len + 1);
+	hdr[4] = ok ? '0' : '1';
+	/* A local root client: write the answer out in one go. */
+	flags = fcntl(fd, F_GETFL);
+	if (flags != -1)
+		(void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+	{
+		struct timeval tv = { 5, 0 };
+
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	}
+	if (send(fd, hdr, sizeof(hdr), MSG_NOSIGNAL) != (ssize_t)sizeof(hdr))
+		goto done;
+	while (off < len) {
+		n = send(fd, text->p + off, len - off, MSG_NOSIGNAL);
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+	}
+done:
+	client_drop(ci);
+}
+
+static void
+json_str(struct sbuf *b, const char *s)
+{
+	sbuf_printf(b, "\"");
+	for (; *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			sbuf_printf(b, "\\%c", ch);
+		else if (ch < 0x20)
+			sbuf_printf(b, "\\u%04x", ch);
+		else
+			sbuf_printf(b, "%c", ch);
+	}
+	sbuf_printf(b, "\"");
+}
+
+static void
+fmt_time(uint64_t ms, char *out, size_t len)
+{
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+
+	if (ms == 0 || gmtime_r(&t, &tm) == NULL)
+		str_copy(out, "never", len);
+	else
+		strftime(out, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static bool
+cmd_status(struct sbuf *out, bool json)
+{
+	struct parent *p = parent_state();
+	struct queue_peer_status st;
+	struct psync_err err;
+	char ts[32], te[32];
+	size_t i;
+
+	if (json)
+		sbuf_printf(out, "{\"node\":");
+	if (json) {
+		json_str(out, p->conf->node_name);
+		sbuf_printf(out, ",\"peers\":[");
+	} else {
+		sbuf_printf(out, "node %s, %zu peers\n", p->conf->node_name,
+		    p->conf->n_peers);
+	}
+	for (i = 0; i < p->conf->n_peers; i++) {
+		const struct peer_conf *pc = &p->conf->peers[i];
+
+		if (queue_peer_status(p->q, pc->name, &st, &err) == -1) {
+			sbuf_printf(out, "%s: %s\n", pc->name, err.msg);
+			return false;
+		}
+		fmt_time(st.last_success_ms, ts, sizeof(ts));
+		fmt_time(st.last_error_ms, te, sizeof(te));
+		if (json) {
+			sbuf_printf(out, "%s{\"peer\":", i > 0 ? "," : "");
+			json_str(out, pc->name);
+			sbuf_printf(out, ",\"protocol\":\"%s\",\"direction\":"
+			    "\"%s\",\"reachable\":%s,\"last_success_ms\":%llu,"
+			    "\"last_error_ms\":%llu,\"last_error\":",
+			    config_protocol_name(pc->protocol),
+			    config_direction_name(pc->direction),
+			    !st.known ? "null" : st.reachable ? "true" : "false",
+			    (unsigned long long)st.last_success_ms,
+			    (unsigned long long)st.last_error_ms);
+			json_str(out, st.last_error);
+			sbuf_printf(out, ",\"queue_depth\":%lu,"
+			    "\"oldest_age_s\":%llu}", st.depth,
+			    (unsigned long long)(st.oldest_age_ms / 1000));
+		} else {
+			sbuf_printf(out, "peer %s (%s, %s): %s\n"
+			    "  last success: %s\n"
+			    "  last error:   %s%s%s\n"
+			    "  queue depth:  %lu, oldest %llu s\n", pc->name,
+			    config_protocol_name(pc->protocol),
+			    config_direction_name(pc->direction),
+			    !st.known ? "not contacted yet" : st.reachable ?
+			    "reachable" : "unreachable", ts, te,
+			    st.last_error[0] != '\0' ? ": " : "",
+			    st.last_error, st.depth,
+			    (unsigned long long)(st.oldest_age_ms / 1000));
+		}
+	}
+	if (json)
+		sbuf_printf(out, "]}\n");
+	return true;
+}
+
+struct list_ctx {
+	struct sbuf	*out;
+	unsigned long	 n;
+};
+
+static void
+list_one(void *ctx, const struct queue_entry *e)
+{
+	struct list_ctx *lc = ctx;
+	char hex[QUEUE_ID_HEX_LEN + 1], t[32];
+
+	queue_id_hex(e->id, hex);
+	fmt_time(e->created_ms, t, sizeof(t));
+	sbuf_printf(lc->out, "%s %-12s %-12s %-10s tries %u queued %s%s%s\n",
+	    hex, e->user, e->peer, queue_state_name((int)e->state),
+	    e->attempts, t, e->last_error[0] != '\0' ? " last error: " : "",
+	    e->last_error);
+	lc->n++;
+}
+
+static bool
+cmd_queue(struct sbuf *out, char **w, size_t nw)
+{
+	struct parent *p = parent_state();
+	struct list_ctx lc = { out, 0 };
+	struct psync_err err;
+	uint8_t id[FRAME_ID_LEN];
+	long n;
+
+	if (strcmp(w[0], "queue-list") == 0) {
+		n = queue_list(p->q, NULL, !(nw > 1 && strcmp(w[1], "all") == 0),
+		    list_one, &lc, &err);
+		if (n == -1) {
+			sbuf_printf(out, "%s\n", err.msg);
+			return false;
+		}
+		if (lc.n == 0)
+			sbuf_printf(out, "the queue is empty\n");
+		return true;
+	}
+	if (strcmp(w[0], "queue-retry") == 0) {
+		if (nw > 1 && queue_id_parse(w[1], id) == -1) {
+			sbuf_printf(out, "'%s' is not a change id (32 hex "
+			    "digits)\n", w[1]);
+			return false;
+		}
+		n = queue_retry_now(p->q, nw > 1 ? id : NULL, &err);
+		if (n == -1) {
+			sbuf_printf(out, "%s\n", err.msg);
+			return false;
+		}
+		sbuf_printf(out, "%ld deliveries due now\n", n);
+		p->deliver_soon = true;
+		return n > 0 || nw == 1;
+	}
+	if (strcmp(w[0], "queue-drop") == 0) {
+		if (nw < 2 || queue_id_parse(w[1], id) == -1) {
+			sbuf_printf(out, "queue drop needs a change id (32 hex "
+			    "digits)\n");
+			return false;
+		}
+		n = queue_drop(p->q, id, nw > 2 ? w[2] : NULL, &err);
+		if (n == -1) {
+			sbuf_printf(out, "%s\n", err.msg);
+			return false;
+		}
+		sbuf_printf(out, "%ld deliveries dropped\n", n);
+		if (n > 0)
+			log_info("control: change %s dropped from the queue "
+			    "(%ld deliveries)", w[1], n);
+		return n > 0;
+	}
+	n = queue_purge(p->q, now_ms(), &err);
+	if (n == -1) {
+		sbuf_printf(out, "%s\n", err.msg);
+		return false;
+	}
+	sbuf_printf(out, "%ld finished deliveries purged\n", n);
+	return true;
+}
+
+/* Split the request into words in place; NULL-free, count checked. */
+static size_t
+split(char *s, size_t len, char **w)
+{
+	size_t n = 0, i, start = 0;
+
+	for (i = 0; i <= len && n < CONTROL_WORDS_MAX; i++) {
+		if (i == len || s[i] == '\n') {
+			s[i] = '\0';
+			w[n++] = s + start;
+			start = i + 1;
+		}
+	}
+	return i <= len ? 0 : n;
+}
+
+static void
+dispatch(size_t ci, char *req, size_t len)
+{
+	struct sbuf out = { NULL, 0, 0, false };
+	struct psync_err err;
+	char *w[CONTROL_WORDS_MAX];
+	size_t nw;
+	bool ok = false;
+
+	if (memchr(req, '\0', len) != NULL || (nw = split(req, len, w)) == 0) {
+		sbuf_printf(&out, "malformed request\n");
+		goto answer;
+	}
+	if (strcmp(w[0], "status") == 0) {
+		ok = cmd_status(&out, nw > 1 && strcmp(w[1], "json") == 0);
+	} else if (strncmp(w[0], "queue-", 6) == 0 &&
+	    (strcmp(w[0], "queue-list") == 0 ||
+	    strcmp(w[0], "queue-retry") == 0 ||
+	    strcmp(w[0], "queue-drop") == 0 ||
+	    strcmp(w[0], "queue-purge") == 0)) {
+		ok = cmd_queue(&out, w, nw);
+	} else if (strcmp(w[0], "send") == 0 && nw == 4) {
+		ok = parent_send_test(w[1], w[2], w[3], &out) == 0;
+	} else if (strcmp(w[0], "verify") == 0 && (nw == 2 || nw == 3)) {
+		if (parent_verify(w[1], nw == 3 ? w[2] : "",
+		    &clients[ci].verify_reqid, &out) == 0) {
+			str_copy(clients[ci].verify_peer, w[1],
+			    sizeof(clients[ci].verify_peer));
+			clients[ci].deadline = now_ms() + CONTROL_VERIFY_MS;
+			sbuf_free(&out);
+			return;
+		}
+	} else if (strcmp(w[0], "reload") == 0) {
+		ok = parent_reload(&err) == 0;
+		sbuf_printf(&out, "%s\n", ok ? "configuration reloaded" :
+		    err.msg);
+	} else {
+		sbuf_printf(&out, "unknown request '%s'\n", w[0]);
+	}
+answer:
+	reply(ci, ok, &out);
+	sbuf_free(&out);
+}
+
+void
+control_readable(int fd)
+{
+	struct client *c = NULL;
+	uint32_t want;
+	ssize_t n;
+	size_t i;
+
+	for (i = 0; i < n_clients; i++)
+		if (clients[i].fd == fd)
+			c = &clients[i];
+	if (c == NULL)
+		return;
+	i = (size_t)(c - clients);
+	if (c->verify_reqid != 0) {
+		/* The client gave up waiting for a check. */
+		client_drop(i);
+		return;
+	}
+	n = read(fd, c->buf + c->len, CONTROL_MSG_MAX + 4 - c->len);
+	if (n <= 0) {
+		if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			client_drop(i);
+		return;
+	}
+	c->len += (size_t)n;
+	if (c->len < 4)
+		return;
+	want = (uint32_t)c->buf[0] << 24 | (uint32_t)c->buf[1] << 16 |
+	    (uint32_t)c->buf[2] << 8 | c->buf[3];
+	if (want == 0 || want > CONTROL_MSG_MAX) {
+		log_warnx("control socket: request of %u bytes refused", want);
+		client_drop(i);
+		return;
+	}
+	if (c->len - 4 < want)
+		return;
+	dispatch(i, (char *)c->buf + 4, want);
+}
+
+void
+control_tick(uint64_t now)
+{
+	struct sbuf out = { NULL, 0, 0, false };
+	size_t i;
+
+	for (i = 0; i < n_clients; i++) {
+		if (now < clients[i].deadline)
+			continue;
+		if (clients[i].verify_reqid != 0) {
+			sbuf_printf(&out, "Secure channel to %s not checked: "
+			    "no answer from the network process in %d s\n",
+			    clients[i].verify_peer, CONTROL_VERIFY_MS / 1000);
+			reply(i, false, &out);
+			sbuf_free(&out);
+		} else {
+			client_drop(i);
+		}
+		i--;
+	}
+}
+
+void
+control_verify_result(uint32_t reqid, const struct pmsg_verify_result *r)
+{
+	struct sbuf out = { NULL, 0, 0, false };
+	size_t i;
+
+	for (i = 0; i < n_clients; i++)
+		if (clients[i].verify_reqid == reqid && reqid != 0)
+			break;
+	if (i == n_clients) {
+		log_debug("channel check %u: nobody waits for it any more",
+		    reqid);
+		return;
+	}
+	if (r->step == VERIFY_OK) {
+		sbuf_printf(&out, "Secure channel to %s checked successfully\n",
+		    clients[i].verify_peer);
+		log_info("secure channel to %s checked successfully",
+		    clients[i].verify_peer);
+	} else {
+		sbuf_printf(&out, "Secure channel to %s failed at step %s: "
+		    "%s\n", clients[i].verify_peer, pmsg_step_name(r->step),
+		    r->message);
+		log_warnx("secure channel to %s failed at step %s: %s",
+		    clients[i].verify_peer, pmsg_step_name(r->step),
+		    r->message);
+	}
+	reply(i, r->step == VERIFY_OK, &out);
+	sbuf_free(&out);
+}

@@ -1,0 +1,593 @@
+/*
+ * The privsep message codec (pmsg.h): big-endian integers, strings as a
+ * 16-bit length and bytes without NUL, and exactly one layout per type.
+ * Decoding goes through a cursor that fails for good on the first
+ * overrun, so a field can never be read past the payload.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codes.h"
+#include "config_file.h"
+#include "pmsg.h"
+
+struct wbuf {
+	unsigned char	*p;
+	size_t		 cap;
+	size_t		 len;
+	bool		 bad;
+};
+
+struct rbuf {
+	const unsigned char *p;
+	size_t		 len;
+	size_t		 pos;
+	bool		 bad;
+	const char	*why;
+};
+
+static void
+put(struct wbuf *w, const void *src, size_t n)
+{
+	if (w->bad || w->cap - w->len < n) {
+		w->bad = true;
+		return;
+	}
+	memcpy(w->p + w->len, src, n);
+	w->len += n;
+}
+
+static void
+put_u8(struct wbuf *w, uint8_t v)
+{
+	put(w, &v, 1);
+}
+
+static void
+put_u16(struct wbuf *w, uint16_t v)
+{
+	unsigned char b[2] = { (unsigned char)(v >> 8), (unsigned char)v };
+
+	put(w, b, 2);
+}
+
+static void
+put_u32(struct wbuf *w, uint32_t v)
+{
+	unsigned char b[4] = { (unsigned char)(v >> 24), (unsigned char)(v >> 16),
+	    (unsigned char)(v >> 8), (unsigned char)v };
+
+	put(w, b, 4);
+}
+
+static void
+put_u64(struct wbuf *w, uint64_t v)
+{
+	put_u32(w, (uint32_t)(v >> 32));
+	put_u32(w, (uint32_t)v);
+}
+
+static void
+put_str(struct wbuf *w, const char *s, size_t max)
+{
+	size_t n = strlen(s);
+
+	if (n > max) {
+		w->bad = true;
+		return;
+	}
+	put_u16(w, (uint16_t)n);
+	put(w, s, n);
+}
+
+static void
+put_bytes(struct wbuf *w, const void *p, size_t n, size_t max)
+{
+	if (n > max) {
+		w->bad = true;
+		return;
+	}
+	put_u16(w, (uint16_t)n);
+	put(w, p, n);
+}
+
+static const unsigned char *
+take(struct rbuf *r, size_t n, const char *what)
+{
+	const unsigned char *p;
+
+	if (r->bad)
+		return NULL;
+	if (r->len - r->pos < n) {
+		r->bad = true;
+		r->why = what;
+		return NULL;
+	}
+	p = r->p + r->pos;
+	r->pos += n;
+	return p;
+}
+
+static uint8_t
+get_u8(struct rbuf *r, const char *what)
+{
+	const unsigned char *p = take(r, 1, what);
+
+	return p == NULL ? 0 : p[0];
+}
+
+static uint16_t
+get_u16(struct rbuf *r, const char *what)
+{
+	const unsigned char *p = take(r, 2, what);
+
+	return p == NULL ? 0 : (uint16_t)((p[0] << 8) | p[1]);
+}
+
+static uint32_t
+get_u32(struct rbuf *r, const char *what)
+{
+	const unsigned char *p = take(r, 4, what);
+
+	if (p == NULL)
+		return 0;
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	    (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+static uint64_t
+get_u64(struct rbuf *r, const char *what)
+{
+	uint64_t hi = get_u32(r, what);
+
+	return hi << 32 | get_u32(r, what);
+}
+
+static void
+fail(struct rbuf *r, const char *what)
+{
+	if (!r->bad) {
+		r->bad = true;
+		r->why = what;
+	}
+}
+
+/* A string field: at most max bytes, no NUL inside; empty allowed unless
+   nonempty is set. */
+static void
+get_str(struct rbuf *r, char *out, size_t max, bool nonempty, const char *what)
+{
+	uint16_t n = get_u16(r, what);
+	const unsigned char *p;
+
+	out[0] = '\0';
+	if (r->bad)
+		return;
+	if (n > max || (nonempty && n == 0)) {
+		fail(r, what);
+		return;
+	}
+	p = take(r, n, what);
+	if (p == NULL)
+		return;
+	if (memchr(p, '\0', n) != NULL) {
+		fail(r, what);
+		return;
+	}
+	memcpy(out, p, n);
+	out[n] = '\0';
+}
+
+static void
+get_id(struct rbuf *r, uint8_t id[FRAME_ID_LEN])
+{
+	const unsigned char *p = take(r, FRAME_ID_LEN, "change id");
+
+	if (p != NULL)
+		memcpy(id, p, FRAME_ID_LEN);
+}
+
+static void
+put_change(struct wbuf *w, const struct frame_change *c)
+{
+	put(w, c->id, FRAME_ID_LEN);
+	put_str(w, c->origin, FRAME_NAME_MAX);
+	put_u64(w, c->time_ms);
+	put_str(w, c->user, FRAME_USER_MAX);
+	put_u8(w, c->secret_kind);
+	put_bytes(w, c->secret, c->secret_len, FRAME_SECRET_MAX);
+}
+
+/* The same rules as the frame codec: a change that could not cross the
+   wire may not cross the socketpair either. */
+static void
+get_change(struct rbuf *r, struct frame_change *c)
+{
+	const unsigned char *p;
+	uint16_t n;
+
+	get_id(r, c->id);
+	get_str(r, c->origin, FRAME_NAME_MAX, true, "change origin");
+	c->time_ms = get_u64(r, "change time");
+	get_str(r, c->user, FRAME_USER_MAX, true, "change user");
+	c->secret_kind = get_u8(r, "secret kind");
+	if (!r->bad && c->secret_kind != FRAME_SECRET_CLEARTEXT &&
+	    c->secret_kind != FRAME_SECRET_CRYPT)
+		fail(r, "secret kind");
+	n = get_u16(r, "secret length");
+	if (!r->bad && (n == 0 || n > FRAME_SECRET_MAX))
+		fail(r, "secret length");
+	p = take(r, n, "secret");
+	if (p == NULL)
+		return;
+	if (memchr(p, '\0', n) != NULL) {
+		fail(r, "secret (NUL byte)");
+		return;
+	}
+	memcpy(c->secret, p, n);
+	c->secret[n] = '\0';
+	c->secret_len = n;
+}
+
+long
+pmsg_encode(const struct pmsg *m, unsigned char *buf, size_t cap,
+    struct psync_err *err)
+{
+	struct wbuf w = { buf, cap, PMSG_HDR_LEN, cap < PMSG_HDR_LEN };
+	const struct pmsg_peer *pe;
+	size_t i, body;
+
+	switch (m->type) {
+	case PMSG_INBOUND:
+		put_u8(&w, m->u.inbound.protocol);
+		put_u8(&w, m->u.inbound.mepp_type);
+		put_str(&w, m->u.inbound.peer, FRAME_NAME_MAX);
+		put_change(&w, &m->u.inbound.change);
+		break;
+	case PMSG_DELIVERY_RESULT:
+		put(&w, m->u.dresult.id, FRAME_ID_LEN);
+		put_str(&w, m->u.dresult.peer, FRAME_NAME_MAX);
+		put_u32(&w, (uint32_t)m->u.dresult.code);
+		put_str(&w, m->u.dresult.reason, PMSG_TEXT_MAX);
+		break;
+	case PMSG_VERIFY_RESULT:
+		put_u8(&w, m->u.vresult.step);
+		put_u32(&w, (uint32_t)m->u.vresult.code);
+		put_str(&w, m->u.vresult.message, PMSG_TEXT_MAX);
+		break;
+	case PMSG_PEER:
+		pe = &m->u.peer;
+		put_str(&w, pe->name, FRAME_NAME_MAX);
+		put_u8(&w, pe->protocol);
+		put_u8(&w, pe->direction);
+		put_u16(&w, pe->port);
+		put_u32(&w, pe->connect_timeout);
+		put_str(&w, pe->address, PMSG_ADDR_MAX);
+		put_str(&w, pe->resolve_error, PMSG_TEXT_MAX);
+		put_bytes(&w, pe->key, pe->key_len, PMSG_KEYTEXT_MAX);
+		if (pe->n_trusted > PMSG_TRUSTED_MAX)
+			w.bad = true;
+		put_u8(&w, pe->n_trusted);
+		for (i = 0; i < pe->n_trusted && i < PMSG_TRUSTED_MAX; i++)
+			put_str(&w, pe->trusted[i], PMSG_ADDR_MAX);
+		break;
+	case PMSG_PEERS_END:
+		put_str(&w, m->u.peers_end.node, FRAME_NAME_MAX);
+		put_u32(&w, m->u.peers_end.n_peers);
+		break;
+	case PMSG_INBOUND_RESULT:
+		put_u16(&w, m->u.iresult.code);
+		put_str(&w, m->u.iresult.reason, PMSG_TEXT_MAX);
+		break;
+	case PMSG_DELIVER:
+		put_str(&w, m->u.deliver.peer, FRAME_NAME_MAX);
+		put_change(&w, &m->u.deliver.change);
+		break;
+	case PMSG_VERIFY:
+		put_str(&w, m->u.verify.peer, FRAME_NAME_MAX);
+		put_str(&w, m->u.verify.user, FRAME_USER_MAX);
+		break;
+	case PMSG_SHUTDOWN:
+		break;
+	default:
+		perr_set(err, PSYNC_E_PROTOCOL, "cannot encode message type %u",
+		    m->type);
+		return -1;
+	}
+	body = w.len - PMSG_HDR_LEN;
+	if (w.bad || body > PMSG_MAX) {
+		secure_wipe(buf, cap < w.len ? cap : w.len);
+		perr_set(err, PSYNC_E_PROTOCOL, "%s message does not fit the "
+		    "rules (a field too long or a buffer too small)",
+		    pmsg_type_name(m->type));
+		return -1;
+	}
+	w.len = 0;
+	put_u32(&w, m->type);
+	put_u32(&w, (uint32_t)body);
+	put_u32(&w, m->reqid);
+	return (long)(body + PMSG_HDR_LEN);
+}
+
+static bool
+type_from(uint32_t type, enum pmsg_from from)
+{
+	if (type >= PMSG_INBOUND && type <= PMSG_VERIFY_RESULT)
+		return from == PMSG_FROM_CHILD;
+	if (type >= PMSG_PEER && type <= PMSG_SHUTDOWN)
+		return from == PMSG_FROM_PARENT;
+	return false;
+}
+
+static bool
+protocol_ok(uint8_t p)
+{
+	return p == PROTO_PSYNC || p == PROTO_MEPP;
+}
+
+long
+pmsg_decode(const unsigned char *buf, size_t len, enum pmsg_from from,
+    struct pmsg *m, struct psync_err *err)
+{
+	struct rbuf r;
+	struct pmsg_peer *pe;
+	uint32_t type, body, code;
+	size_t i;
+
+	pmsg_wipe(m);
+	if (len < PMSG_HDR_LEN)
+		return 0;
+	type = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 |
+	    (uint32_t)buf[2] << 8 | buf[3];
+	body = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 |
+	    (uint32_t)buf[6] << 8 | buf[7];
+	if (!type_from(type, from)) {
+		perr_set(err, PSYNC_E_PROTOCOL, "message type %u may not come "
+		    "from the %s", type, from == PMSG_FROM_CHILD ? "child" :
+		    "parent");
+		return -1;
+	}
+	if (body > PMSG_MAX) {
+		perr_set(err, PSYNC_E_PROTOCOL, "%s message of %u bytes is over "
+		    "the cap of %d", pmsg_type_name(type), body, PMSG_MAX);
+		return -1;
+	}
+	if (len - PMSG_HDR_LEN < body)
+		return 0;
+	m->type = type;
+	m->reqid = (uint32_t)buf[8] << 24 | (uint32_t)buf[9] << 16 |
+	    (uint32_t)buf[10] << 8 | buf[11];
+	r = (struct rbuf){ buf + PMSG_HDR_LEN, body, 0, false, NULL };
+
+	switch (type) {
+	case PMSG_INBOUND:
+		m->u.inbound.protocol = get_u8(&r, "protocol");
+		if (!r.bad && !protocol_ok(m->u.inbound.protocol))
+			fail(&r, "protocol");
+		m->u.inbound.mepp_type = get_u8(&r, "MEPP type");
+		if (!r.bad && m->u.inbound.mepp_type != 0 &&
+		    (m->u.inbound.protocol != PROTO_MEPP ||
+		    m->u.inbound.mepp_type != 2))
+			fail(&r, "MEPP type");
+		get_str(&r, m->u.inbound.peer, FRAME_NAME_MAX, true, "peer");
+		get_change(&r, &m->u.inbound.change);
+		break;
+	case PMSG_DELIVERY_RESULT:
+		get_id(&r, m->u.dresult.id);
+		get_str(&r, m->u.dresult.peer, FRAME_NAME_MAX, true, "peer");
+		code = get_u32(&r, "code");
+		m->u.dresult.code = (int32_t)code;
+		if (!r.bad && (m->u.dresult.code < -1 ||
+		    m->u.dresult.code > PSYNC_CODE_MAX))
+			fail(&r, "code");
+		get_str(&r, m->u.dresult.reason, PMSG_TEXT_MAX, false, "reason");
+		break;
+	case PMSG_VERIFY_RESULT:
+		m->u.vresult.step = get_u8(&r, "step");
+		if (!r.bad && m->u.vresult.step > VERIFY_STEP_MAX)
+			fail(&r, "step");
+		m->u.vresult.code = (int32_t)get_u32(&r, "code");
+		get_str(&r, m->u.vresult.message, PMSG_TEXT_MAX, false,
+		    "message");
+		break;
+	case PMSG_PEER:
+		pe = &m->u.peer;
+		get_str(&r, pe->name, FRAME_NAME_MAX, true, "peer name");
+		pe->protocol = get_u8(&r, "protocol");
+		if (!r.bad && !protocol_ok(pe->protocol))
+			fail(&r, "protocol");
+		pe->direction = get_u8(&r, "direction");
+		if (!r.bad && (pe->direction < DIR_SEND ||
+		    pe->direction > DIR_BOTH))
+			fail(&r, "direction");
+		pe->port = get_u16(&r, "port");
+		pe->connect_timeout = get_u32(&r, "connect timeout");
+		get_str(&r, pe->address, PMSG_ADDR_MAX, false, "address");
+		get_str(&r, pe->resolve_error, PMSG_TEXT_MAX, false,
+		    "resolve error");
+		pe->key_len = get_u16(&r, "key length");
+		if (!r.bad && pe->key_len > PMSG_KEYTEXT_MAX)
+			fail(&r, "key length");
+		if (!r.bad) {
+			const unsigned char *p = take(&r, pe->key_len, "key");
+
+			if (p != NULL) {
+				memcpy(pe->key, p, pe->key_len);
+				pe->key[pe->key_len] = '\0';
+			}
+		}
+		pe->n_trusted = get_u8(&r, "trusted count");
+		if (!r.bad && pe->n_trusted > PMSG_TRUSTED_MAX)
+			fail(&r, "trusted count");
+		for (i = 0; !r.bad && i < pe->n_trusted; i++)
+			get_str(&r, pe->trusted[i], PMSG_ADDR_MAX, true,
+			    "trusted address");
+		break;
+	case PMSG_PEERS_END:
+		get_str(&r, m->u.peers_end.node, FRAME_NAME_MAX, true, "node");
+		m->u.peers_end.n_peers = get_u32(&r, "peer count");
+		break;
+	case PMSG_INBOUND_RESULT:
+		m->u.iresult.code = get_u16(&r, "code");
+		if (!r.bad && m->u.iresult.code > PSYNC_CODE_MAX)
+			fail(&r, "code");
+		get_str(&r, m->u.iresult.reason, PMSG_TEXT_MAX, false, "reason");
+		break;
+	case PMSG_DELIVER:
+		get_str(&r, m->u.deliver.peer, FRAME_NAME_MAX, true, "peer");
+		get_change(&r, &m->u.deliver.change);
+		break;
+	case PMSG_VERIFY:
+		get_str(&r, m->u.verify.peer, FRAME_NAME_MAX, true, "peer");
+		get_str(&r, m->u.verify.user, FRAME_USER_MAX, false, "user");
+		break;
+	case PMSG_SHUTDOWN:
+		break;
+	}
+	if (!r.bad && r.pos != r.len)
+		fail(&r, "trailing bytes");
+	if (r.bad) {
+		perr_set(err, PSYNC_E_PROTOCOL, "malformed %s message: bad %s",
+		    pmsg_type_name(type), r.why != NULL ? r.why : "field");
+		pmsg_wipe(m);
+		return -1;
+	}
+	return (long)(PMSG_HDR_LEN + body);
+}
+
+void
+pmsg_wipe(struct pmsg *m)
+{
+	secure_wipe(m, sizeof(*m));
+}
+
+const char *
+pmsg_type_name(uint32_t type)
+{
+	static const struct {
+		uint32_t	 type;
+		const char	*name;
+	} names[] = {
+		{ PMSG_INBOUND,		"INBOUND" },
+		{ PMSG_DELIVERY_RESULT,	"DELIVERY-RESULT" },
+		{ PMSG_VERIFY_RESULT,	"VERIFY-RESULT" },
+		{ PMSG_PEER,		"PEER" },
+		{ PMSG_PEERS_END,	"PEERS-END" },
+		{ PMSG_INBOUND_RESULT,	"INBOUND-RESULT" },
+		{ PMSG_DELIVER,		"DELIVER" },
+		{ PMSG_VERIFY,		"VERIFY" },
+		{ PMSG_SHUTDOWN,	"SHUTDOWN" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (names[i].type == type)
+			return names[i].name;
+	return "unknown";
+}
+
+const char *
+pmsg_step_name(int step)
+{
+	static const char *const names[] = {
+		"none", "name resolution", "TCP connect", "TLS handshake",
+		"protocol version", "policy", "other",
+	};
+
+	if (step < 0 || step > VERIFY_STEP_MAX)
+		return "unknown";
+	return names[step];
+}
+
+int
+pmsg_write(int fd, const struct pmsg *m, struct psync_err *err)
+{
+	unsigned char buf[PMSG_HDR_LEN + PMSG_MAX];
+	long len;
+	size_t off = 0;
+	ssize_t n;
+	int rc = -1;
+
+	len = pmsg_encode(m, buf, sizeof(buf), err);
+	if (len < 0)
+		return -1;
+	while (off < (size_t)len) {
+		n = write(fd, buf + off, (size_t)len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			struct pollfd p = { fd, POLLOUT, 0 };
+
+			(void)poll(&p, 1, 1000);
+			continue;
+		}
+		if (n <= 0) {
+			perr_set(err, PSYNC_E_WRITE, "writing a %s message: %s",
+			    pmsg_type_name(m->type), n < 0 ? strerror(errno) :
+			    "nothing written");
+			goto done;
+		}
+		off += (size_t)n;
+	}
+	rc = 0;
+done:
+	secure_wipe(buf, (size_t)len);
+	return rc;
+}
+
+static int
+read_full(int fd, unsigned char *p, size_t n, struct psync_err *err)
+{
+	size_t off = 0;
+	ssize_t r;
+
+	while (off < n) {
+		r = read(fd, p + off, n - off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			perr_set(err, PSYNC_E_OPEN, "reading a message: %s",
+			    strerror(errno));
+			return -1;
+		}
+		if (r == 0) {
+			perr_set(err, PSYNC_OK, "the other process closed the "
+			    "channel");
+			return -1;
+		}
+		off += (size_t)r;
+	}
+	return 0;
+}
+
+int
+pmsg_read(int fd, unsigned char *buf, enum pmsg_from from, struct pmsg *m,
+    struct psync_err *err)
+{
+	uint32_t body;
+	long used;
+
+	if (read_full(fd, buf, PMSG_HDR_LEN, err) == -1)
+		return -1;
+	body = (uint32_t)buf[4] << 24 | (uint32_t)buf[5] << 16 |
+	    (uint32_t)buf[6] << 8 | buf[7];
+	if (body > PMSG_MAX) {
+		perr_set(err, PSYNC_E_PROTOCOL, "message of %u bytes is over "
+		    "the cap of %d", body, PMSG_MAX);
+		return -1;
+	}
+	if (read_full(fd, buf + PMSG_HDR_LEN, body, err) == -1)
+		return -1;
+	used = pmsg_decode(buf, PMSG_HDR_LEN + body, from, m, err);
+	secure_wipe(buf, PMSG_HDR_LEN + body);
+	if (used <= 0) {
+		if (used == 0)
+			perr_set(err, PSYNC_E_PROTOCOL, "truncated message");
+		return -1;
+	}
+	return 0;
+}

@@ -1,0 +1,383 @@
+#!/bin/sh
+# Two psyncd nodes, A and B, on loopback, each with its own configuration,
+# spool, queue, keys and passwd/shadow/group copies in a temporary
+# directory (this machine's /etc is never touched). The network children
+# run as "nobody". Proves delivery, recovery after an outage and after
+# SIGKILLs, key mismatches, the policy in both directions, the child's
+# privileges, MEPP inbound and bad input. Needs root; prints TAP.
+set -u
+: "${top_srcdir:=..}" "${top_builddir:=.}"
+PSYNCD=$top_builddir/daemon/psyncd
+PSYNCCTL=$top_builddir/daemon/psyncctl
+DROP=$top_builddir/tests/spool-drop
+
+if [ "$(id -u)" != 0 ]; then
+	echo "1..0 # SKIP needs root (psyncd drops privileges itself)"
+	exit 0
+fi
+if ! python3 -W ignore -c 'import crypt' 2>/dev/null; then
+	echo "1..0 # SKIP needs python3's crypt module to check hashes"
+	exit 0
+fi
+
+tmp=$(mktemp -d /tmp/psyncd-test-XXXXXX)
+chmod 755 "$tmp"
+pid_a= pid_b=
+cleanup() {
+	for p in $pid_a $pid_b; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	sleep 0.5
+	for p in $pid_a $pid_b; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	[ -n "${PSYNC_KEEP:-}" ] && echo "# kept $tmp" || rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+base=$((20000 + $$ % 20000))
+port_a=$base port_b=$((base + 1)) port_mb=$((base + 2))
+n=0
+failed=0
+
+ok() {
+	desc=$1
+	shift
+	n=$((n + 1))
+	if "$@" >"$tmp/out" 2>&1; then
+		echo "ok $n - $desc"
+	else
+		echo "not ok $n - $desc"
+		sed 's/^/# /' "$tmp/out"
+		failed=$((failed + 1))
+	fi
+}
+
+# wait_for SECONDS COMMAND...: poll until the command succeeds
+wait_for() {
+	t=$(($1 * 10))
+	shift
+	while [ "$t" -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+		t=$((t - 1))
+	done
+	"$@"
+}
+
+# hash_is NODE USER PASSWORD: the node's shadow holds a hash of PASSWORD
+hash_is() {
+	python3 -W ignore - "$tmp/$1/shadow" "$2" "$3" <<'EOF'
+import crypt, sys
+path, user, pw = sys.argv[1:4]
+for line in open(path):
+    f = line.rstrip("\n").split(":")
+    if f[0] == user:
+        ok = f[1] not in ("", "*", "!") and crypt.crypt(pw, f[1]) == f[1]
+        sys.exit(0 if ok else 1)
+print("no user %s in %s" % (user, path))
+sys.exit(1)
+EOF
+}
+
+mknode() { # mknode NAME PEER PSYNCPORT PEERPORT MINUID EXTRA_PEERS
+	d=$tmp/$1
+	mkdir -p "$d/keys"
+	chmod 700 "$d"
+	cat >"$d/passwd" <<EOF
+root:x:0:0:root:/root:/bin/sh
+sysacct:x:500:500::/nonexistent:/usr/sbin/nologin
+alice:x:1001:1001::/home/alice:/bin/sh
+bob:x:1002:1002::/home/bob:/bin/sh
+carol:x:1003:1003::/home/carol:/bin/sh
+dave:x:1004:1004::/home/dave:/bin/sh
+EOF
+	: >"$d/shadow"
+	for u in root sysacct alice bob carol dave; do
+		echo "$u:\$6\$x\$initialhash:19000:0:99999:7:::" >>"$d/shadow"
+	done
+	for i in $(seq 1 10); do
+		echo "u$i:x:$((2000 + i)):100::/:/bin/sh" >>"$d/passwd"
+		echo "u$i:\$6\$x\$initialhash:19000:0:99999:7:::" >>"$d/shadow"
+	done
+	printf 'root:x:0:\nusers:x:100:\n' >"$d/group"
+	chmod 644 "$d/passwd" "$d/group"
+	chmod 640 "$d/shadow"
+	echo "ENCRYPT_METHOD SHA512" >"$d/login.defs"
+	cat >"$d/psync.conf" <<EOF
+node-name = "$1"
+control-socket = "$d/control.sock"
+store {
+	type = files
+	shadow-file = "$d/shadow"
+	passwd-file = "$d/passwd"
+	group-file = "$d/group"
+	hash-method = sha512
+	hash-cost = 1000
+	login-defs = "$d/login.defs"
+	lock-timeout = 5s
+}
+policy {
+	sync-users = "+ALL"
+	min-uid = $5
+	skip-locked = false
+}
+listen psync {
+	address = "127.0.0.1"
+	port = $3
+}
+listen mepp {
+	enabled = false
+}
+peer "$2" {
+	protocol = psync
+	address = "127.0.0.1"
+	port = $4
+	key-file = "$d/keys/$2.key"
+	connect-timeout = 3s
+}
+$6
+queue {
+	directory = "$d/queue"
+	spool-directory = "$d/spool"
+	host-key-file = "$d/host.key"
+	retry-interval = 1s
+	max-retry-interval = 2s
+}
+log {
+	level = debug
+}
+EOF
+	chmod 600 "$d/psync.conf"
+}
+
+start() { # start NODE: psyncd in the foreground, its log in NODE/log
+	before=$(grep -c "ready: node" "$tmp/$1/log" 2>/dev/null)
+	"$PSYNCD" -f -d -u nobody -c "$tmp/$1/psync.conf" >>"$tmp/$1/log" 2>&1 &
+	eval "pid_$(echo "$1" | tr AB ab)=$!"
+	wait_for 10 test -S "$tmp/$1/control.sock"
+	t=100
+	while [ "$(grep -c "ready: node" "$tmp/$1/log")" -le "${before:-0}" ]; do
+		[ $t -gt 0 ] || { echo "node $1 did not start"; return 1; }
+		sleep 0.1
+		t=$((t - 1))
+	done
+}
+
+stop() { # stop NODE
+	eval "p=\$pid_$(echo "$1" | tr AB ab)"
+	kill -TERM "$p"
+	t=0
+	while kill -0 "$p" 2>/dev/null && [ $t -lt 100 ]; do
+		sleep 0.1
+		t=$((t + 1))
+	done
+	wait "$p" 2>/dev/null
+	eval "pid_$(echo "$1" | tr AB ab)="
+}
+
+ctl() { # ctl NODE ARGS...
+	node=$1
+	shift
+	"$PSYNCCTL" -c "$tmp/$node/psync.conf" "$@"
+}
+
+drop() { # drop NODE USER PASSWORD [TIME_MS]
+	echo "$3" | "$DROP" "$tmp/$1/spool" "$tmp/$1/host.key" "$1" "$2" ${4:-}
+}
+
+mepp_peer="peer \"winb\" {
+	protocol = mepp
+	address = \"127.0.0.1\"
+	port = $port_mb
+	key = \"legacy-secret-key-1\"
+	direction = send
+}"
+mepp_listen_b="peer \"wina\" {
+	protocol = mepp
+	address = \"127.0.0.1\"
+	key = \"legacy-secret-key-1\"
+	trusted-addresses = { \"127.0.0.1\" }
+	direction = receive
+}"
+mknode A B "$port_a" "$port_b" 0 ""
+mknode B A "$port_b" "$port_a" 1000 "$mepp_listen_b"
+sed -i "s/^listen mepp {/listen mepp {\n\taddress = \"127.0.0.1\"\n\tport = $port_mb/; s/^\tenabled = false/\tenabled = true/" "$tmp/B/psync.conf"
+"$PSYNCCTL" keygen "$tmp/A/keys/B.key" >/dev/null
+cp "$tmp/A/keys/B.key" "$tmp/B/keys/A.key"
+"$PSYNCCTL" keygen "$tmp/wrong.key" >/dev/null
+
+echo "1..14"
+
+t_start() {
+	"$PSYNCD" -t -c "$tmp/A/psync.conf" && "$PSYNCD" -t -c "$tmp/B/psync.conf" &&
+	start A && start B
+}
+ok "both nodes start and log that they are ready" t_start
+
+t_child() {
+	for node in A B; do
+		eval "p=\$pid_$(echo "$node" | tr AB ab)"
+		c=$(pgrep -P "$p" psyncd-net) || { echo "no child of $p"; return 1; }
+		grep -q "^Uid:	65534	65534	65534	65534" /proc/"$c"/status &&
+		grep -q "^Gid:	65534	65534	65534	65534" /proc/"$c"/status &&
+		grep -q "^NoNewPrivs:	1" /proc/"$c"/status &&
+		grep -q "^CapEff:	0000000000000000" /proc/"$c"/status ||
+		{ grep -E "Uid|Gid|NoNewPrivs|CapEff" /proc/"$c"/status; return 1; }
+		root=$(readlink /proc/"$c"/root)
+		[ "$root" = "$tmp/$node/queue/empty" ] ||
+		{ echo "child root is $root"; return 1; }
+		[ -z "$(ls -A "$root")" ] || { echo "$root is not empty"; return 1; }
+	done
+}
+ok "network children run as nobody, no capabilities, chrooted in an empty directory" t_child
+
+t_deliver() {
+	drop A alice "Alice-Pass-1" >/dev/null || return 1
+	wait_for 15 hash_is B alice "Alice-Pass-1" || return 1
+	wait_for 5 sh -c "'$PSYNCCTL' -c '$tmp/A/psync.conf' status 2>/dev/null | grep -A3 'peer B' | grep -q 'queue depth:  0'" || return 1
+	ctl A status >"$tmp/st" 2>/dev/null
+	grep -q "peer B (psync, both): reachable" "$tmp/st" &&
+	! grep -A1 "peer B" "$tmp/st" | grep "last success" | grep -q never ||
+	{ cat "$tmp/st"; return 1; }
+	ctl A status --json 2>/dev/null >"$tmp/st"
+	grep -q '"peer":"B".*"reachable":true.*"queue_depth":0' "$tmp/st" ||
+	{ cat "$tmp/st"; return 1; }
+	! grep -l "Alice-Pass-1" "$tmp/A/log" "$tmp/B/log" "$tmp/A/queue/"* "$tmp/B/queue/"*
+}
+ok "a change dropped in A's spool lands in B's shadow; status shows it delivered; no cleartext in logs or queue" t_deliver
+
+t_verify() {
+	ctl A verify B >"$tmp/v" 2>&1 &&
+	grep -q "Secure channel to B checked successfully" "$tmp/v"
+}
+ok "psyncctl verify B succeeds on a sound channel" t_verify
+
+t_outage() {
+	stop B
+	drop A bob "Bob-Pass-1" >/dev/null
+	sleep 3
+	ctl A status | grep -A3 "peer B" | grep -q "queue depth:  1" || return 1
+	start B
+	wait_for 15 hash_is B bob "Bob-Pass-1" || return 1
+	sleep 2
+	c=$(grep -c "for bob from peer A: applied" "$tmp/B/log")
+	[ "$c" = 1 ] || { echo "bob applied $c times"; return 1; }
+}
+ok "B down, change made, B back: it arrives exactly once without a manual step" t_outage
+
+t_crash() {
+	total=300
+	i=1
+	ts=$(($(date +%s) * 1000))
+	kills=0
+	while [ $i -le $total ]; do
+		u=u$((i % 10 + 1))
+		drop A "$u" "Pw-$u-$i" $((ts + i)) >/dev/null || return 1
+		echo "$u Pw-$u-$i" >>"$tmp/last"
+		if [ $((i % 60)) = 0 ]; then
+			sleep 0.$(((i * 7 + $$) % 9 + 1))
+			c=$(pgrep -P "$pid_a" psyncd-net)
+			kill -KILL "$pid_a"
+			wait "$pid_a" 2>/dev/null
+			kills=$((kills + 1))
+			# The child follows its parent (PR_SET_PDEATHSIG).
+			[ -z "$c" ] || wait_for 10 sh -c "! grep -q '^State:.*[RSD]' /proc/$c/status" || return 1
+			start A || return 1
+		fi
+		i=$((i + 1))
+	done
+	for k in $(seq 1 10); do
+		last=$(grep "^u$k " "$tmp/last" | tail -1 | cut -d' ' -f2)
+		wait_for 30 hash_is B "u$k" "$last" ||
+		{ echo "u$k: not the last password $last"; return 1; }
+	done
+	echo "$kills SIGKILLs"
+	[ "$kills" -ge 4 ]
+}
+ok "SIGKILL of A during 300 changes over 10 users: every user's final password on B is the last one set" t_crash
+
+t_wrong_key() {
+	"$PSYNCCTL" keygen >"$tmp/wrong.hex"
+	ctl A set-key B <"$tmp/wrong.hex" >/dev/null || return 1
+	ctl A verify B >"$tmp/v" 2>&1 && { cat "$tmp/v"; return 1; }
+	grep -q "failed at step TLS handshake" "$tmp/v" &&
+	grep -q "8203" "$tmp/v" || { cat "$tmp/v"; return 1; }
+	drop A carol "Carol-Pass-1" >/dev/null
+	sleep 3
+	hash_is B carol "Carol-Pass-1" && { echo "applied with a wrong key"; return 1; }
+	grep -q "8203" "$tmp/A/log" && grep -q "8203" "$tmp/B/log" ||
+	{ echo "8203 not logged on both sides"; return 1; }
+	# The right key again: the queued change goes through.
+	head -c 64 "$tmp/B/keys/A.key" | { cat; echo; } | ctl A set-key B >/dev/null &&
+	wait_for 15 hash_is B carol "Carol-Pass-1"
+}
+ok "wrong key: nothing applied, 8203 on both sides, verify names the handshake; the right key delivers the queued change" t_wrong_key
+
+t_policy_in() {
+	echo "Sys-Pass-1" | ctl A send sysacct --peer B >/dev/null || return 1
+	wait_for 10 grep -q "12294: change .* for sysacct from peer A refused" "$tmp/B/log" &&
+	! hash_is B sysacct "Sys-Pass-1"
+}
+ok "a change for a system account (uid 500) is refused by B on the way in with 12294" t_policy_in
+
+t_policy_out() {
+	drop B sysacct "Sys-Pass-2" >/dev/null
+	wait_for 10 grep -q "12294: change .* for sysacct not sent to peer A" "$tmp/B/log" &&
+	sleep 1 && ! hash_is A sysacct "Sys-Pass-2"
+}
+ok "B refuses to send a change for that system account, with 12294" t_policy_out
+
+t_back() {
+	drop B dave "Dave-From-B-1" >/dev/null &&
+	wait_for 15 hash_is A dave "Dave-From-B-1" &&
+	sleep 1 && [ "$(grep -c 'for dave from peer B: applied' "$tmp/A/log")" = 1 ] &&
+	! grep -q "for dave from peer A" "$tmp/B/log"
+}
+ok "a change made on B reaches A and is not sent back to B" t_back
+
+t_mepp() {
+	# A learns of the MEPP peer by a reload (SIGHUP).
+	printf '%s\n' "$mepp_peer" >>"$tmp/A/psync.conf"
+	kill -HUP "$pid_a"
+	wait_for 10 grep -q "reloaded: 2 peers" "$tmp/A/log" || return 1
+	ctl A verify winb >"$tmp/v" 2>&1 || { cat "$tmp/v"; return 1; }
+	echo "Mepp-Pass-1" | ctl A send carol --peer winb >/dev/null &&
+	wait_for 15 hash_is B carol "Mepp-Pass-1" &&
+	grep -q "for carol from peer wina: applied" "$tmp/B/log"
+}
+ok "SIGHUP adds a MEPP peer; verify checks it; MEPP inbound: a MEPP client changes carol's password on B" t_mepp
+
+t_bad_spool() {
+	f=$(drop A alice "Alice-Pass-2" 2>&1) || return 1
+	# Spoil a file before psyncd takes it: write a fake one by hand.
+	name=0000000000000001-00000000000000000000000000000001.chg
+	printf 'PSYNCSP1garbage' >"$tmp/A/spool/.x.tmp"
+	mv "$tmp/A/spool/.x.tmp" "$tmp/A/spool/$name"
+	wait_for 10 test -f "$tmp/A/spool/bad/$name" &&
+	! test -e "$tmp/A/spool/$name" &&
+	grep -q "set aside" "$tmp/A/log" &&
+	wait_for 15 hash_is B alice "Alice-Pass-2"
+}
+ok "a spool file that does not unseal is set aside in bad/, and the others still flow" t_bad_spool
+
+t_store_fail() {
+	mv "$tmp/B/shadow" "$tmp/B/shadow.away"
+	drop A bob "Bob-Pass-2" >/dev/null
+	wait_for 10 sh -c "grep -q 'refused change .* for bob for now' '$tmp/A/log'" || return 1
+	ctl A status | grep -A3 "peer B" | grep -q "queue depth:  1" || return 1
+	mv "$tmp/B/shadow.away" "$tmp/B/shadow"
+	wait_for 15 hash_is B bob "Bob-Pass-2"
+}
+ok "B's store fails: A gets the error code and keeps the change queued; it arrives once the store is back" t_store_fail
+
+t_not_running() {
+	stop A
+	ctl A status >"$tmp/r" 2>&1 && return 1
+	grep -q "psyncd is not running" "$tmp/r" &&
+	grep -q "psyncd stopped (exit 0)" "$tmp/A/log"
+}
+ok "SIGTERM stops psyncd with exit 0, and psyncctl says when it is not running" t_not_running
+
+[ "$failed" -eq 0 ]
