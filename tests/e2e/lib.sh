@@ -156,3 +156,112 @@ e2e_need_root() {
 		exit 0
 	fi
 }
+
+# ---------------------------------------------------------------- psync on a host
+#
+#   e2e_psync_host NAME OCTET      a test host with psync installed: the
+#                                  built module in its password stack (check
+#                                  role before pam_unix, forwarding after),
+#                                  a psync.conf naming it, the psync user
+#   e2e_psync_peer A B [LINES]     A sends to and receives from B over psync
+#                                  (LINES: extra options for the peer section)
+#   e2e_psync_pair A B             e2e_psync_peer both ways with one new key
+#   e2e_psyncd_start NAME          start psyncd on the host (PID in
+#                                  E2E_PSYNCD_<NAME>), wait until it is ready
+#   e2e_psyncd_stop NAME [SIGNAL]  stop it (TERM, or KILL for a crash)
+#   e2e_ctl NAME ARGS...           psyncctl on the host
+#   e2e_user NAME USER UID PW      add a user with a password (no PAM)
+#   e2e_login NAME USER PW         PAM login of USER with PW on the host
+#   e2e_log NAME                   the path of the host's psyncd log
+#
+# Needs top_builddir (absolute).
+
+e2e_psync_host() { # NAME OCTET
+	e2e_host "$1" "$2" || return 1
+	_d=$E2E_WORK/$1
+	mkdir -p "$_d/etc/psync/keys" "$_d/state" && chmod 700 "$_d/etc/psync" "$_d/state"
+	cat >"$_d/etc/pam.d/common-password" <<PAM
+# psync test host: check role, pam_unix, forwarding role
+password	requisite			$top_builddir/pam_psync/.libs/pam_psync.so check
+password	[success=1 default=ignore]	pam_unix.so obscure use_authtok try_first_pass yescrypt nodelay
+password	requisite			pam_deny.so
+password	required			pam_permit.so
+password	optional			$top_builddir/pam_psync/.libs/pam_psync.so
+PAM
+	cat >"$_d/etc/psync/psync.conf" <<CONF
+node-name = "$1"
+control-socket = "$_d/state/control.sock"
+listen psync {
+	address = "$E2E_NET.$2"
+	port = 6678
+}
+queue {
+	directory = "$_d/state/queue"
+	spool-directory = "$_d/state/spool"
+	host-key-file = "/etc/psync/host.key"
+	retry-interval = 1s
+	max-retry-interval = 2s
+}
+log {
+	level = debug
+}
+CONF
+	chmod 600 "$_d/etc/psync/psync.conf"
+	eval "E2E_OCTET_$1=$2"
+	e2e_run "$1" useradd -r -M -d /nonexistent -s /usr/sbin/nologin psync
+}
+
+e2e_psync_peer() { # A B [LINES]
+	eval "_o=\$E2E_OCTET_$2"
+	cat >>"$E2E_WORK/$1/etc/psync/psync.conf" <<CONF
+peer "$2" {
+	address = "$E2E_NET.$_o"
+	key-file = "/etc/psync/keys/$2.key"
+	connect-timeout = 3s
+${3:-}
+}
+CONF
+}
+
+e2e_psync_pair() { # A B
+	"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/$1/etc/psync/keys/$2.key" >/dev/null &&
+	cp -p "$E2E_WORK/$1/etc/psync/keys/$2.key" "$E2E_WORK/$2/etc/psync/keys/$1.key" &&
+	e2e_psync_peer "$1" "$2" && e2e_psync_peer "$2" "$1"
+}
+
+e2e_log() { echo "$E2E_WORK/$1/psyncd.log"; }
+
+e2e_psyncd_start() { # NAME
+	_log=$(e2e_log "$1")
+	_before=$(grep -c "ready: node" "$_log" 2>/dev/null)
+	e2e_bg "$1" "$_log" "$top_builddir/daemon/psyncd" -f -d -u psync \
+	    -c /etc/psync/psync.conf
+	eval "E2E_PSYNCD_$1=$E2E_PID"
+	_t=100
+	while [ "$(grep -c "ready: node" "$_log" 2>/dev/null)" -le "${_before:-0}" ]; do
+		if [ $_t -le 0 ] || ! kill -0 "$E2E_PID" 2>/dev/null; then
+			echo "# psyncd on $1 did not start:" >&2
+			tail -n 20 "$_log" | sed 's/^/#   /' >&2
+			return 1
+		fi
+		sleep 0.1
+		_t=$((_t - 1))
+	done
+}
+
+e2e_psyncd_stop() { # NAME [SIGNAL]
+	eval "_p=\$E2E_PSYNCD_$1"
+	[ -n "$_p" ] && e2e_kill "$_p" "${2:-TERM}"
+	eval "E2E_PSYNCD_$1="
+}
+
+e2e_ctl() { _h=$1; shift; e2e_run "$_h" "$top_builddir/daemon/psyncctl" "$@"; }
+
+e2e_user() { # NAME USER UID PASSWORD
+	e2e_run "$1" useradd -M -d /nonexistent -s /bin/sh -u "$3" "$2" &&
+	e2e_run "$1" usermod -p "$(perl -e 'print crypt($ARGV[0], "\$6\$" . join("", map { ("a".."z")[rand 26] } 1..8) . "\$")' "$4")" "$2"
+}
+
+e2e_login() { # NAME USER PASSWORD
+	printf '%s\n' "$3" | e2e_run "$1" "$top_builddir/tests/pam-auth" "$2" >/dev/null 2>&1
+}
