@@ -303,8 +303,8 @@ cmd_status(struct sbuf *out, bool json)
 		json_str(out, p->conf->node_name);
 		sbuf_printf(out, ",\"peers\":[");
 	} else {
-		sbuf_printf(out, "node %s, %zu peers\n", p->conf->node_name,
-		    p->conf->n_peers);
+		sbuf_printf(out, "node %s, %zu peer%s\n", p->conf->node_name,
+		    p->conf->n_peers, p->conf->n_peers == 1 ? "" : "s");
 	}
 	for (i = 0; i < p->conf->n_peers; i++) {
 		const struct peer_conf *pc = &p->conf->peers[i];

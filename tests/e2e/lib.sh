@@ -217,8 +217,8 @@ e2e_psync_peer() { # A B [LINES]
 peer "$2" {
 	address = "$E2E_NET.$_o"
 	key-file = "/etc/psync/keys/$2.key"
-	connect-timeout = 3s
-${3:-}
+	connect-timeout = 3s${3:+
+$3}
 }
 CONF
 }
