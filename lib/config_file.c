@@ -90,11 +90,25 @@ conf_warning(int line, const char *fmt, ...)
 	va_end(ap);
 }
 
-/* libconfuse's own messages (syntax, unknown options) come through here. */
+/*
+ * libconfuse's own messages (syntax, unknown options) come through here;
+ * an unknown option also gets what was expected instead.
+ */
 static void __attribute__((format(printf, 2, 0)))
 confuse_errfunc(cfg_t *cfg, const char *fmt, va_list ap)
 {
-	report(cfg != NULL ? cfg->line : 0, true, fmt, ap);
+	char msg[PSYNC_ERR_LEN];
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (strncmp(msg, "no such option", 14) == 0)
+		conf_error(cfg != NULL ? cfg->line : 0, "%s: expected one of the "
+		    "options of %s%s%s (psync.conf(5))", msg,
+		    cfg != NULL && strcmp(cfg->name, "root") != 0 ?
+		    "section '" : "the top level", cfg != NULL &&
+		    strcmp(cfg->name, "root") != 0 ? cfg->name : "",
+		    cfg != NULL && strcmp(cfg->name, "root") != 0 ? "'" : "");
+	else
+		conf_error(cfg != NULL ? cfg->line : 0, "%s", msg);
 }
 
 /* ------------------------------------------------------------ value parsers */

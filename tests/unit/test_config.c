@@ -190,7 +190,10 @@ static const struct {
 	  "quoted string" },
 	{ "/* open\n comment\n", "t.conf:3: unexpected end of file inside a "
 	  "/* comment */" },
-	{ "# a\n// b\n/* c\n d */\nbogus = 1\n", "t.conf:5: no such option 'bogus'" },
+	{ "# a\n// b\n/* c\n d */\nbogus = 1\n", "t.conf:5: no such option 'bogus': "
+	  "expected one of the options of the top level (psync.conf(5))" },
+	{ "store {\n shadow = \"/etc/shadow\"\n}\n", "t.conf:2: no such option "
+	  "'shadow': expected one of the options of section 'store' (psync.conf(5))" },
 };
 
 static void
