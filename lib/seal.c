@@ -9,7 +9,7 @@
 
 #include "codes.h"
 #include "seal.h"
-#include "wire.h"
+#include "keyfile.h"
 
 #define SEAL_VERSION	1
 #define SEAL_NONCE_LEN	12

@@ -19,9 +19,9 @@
 #include <stdint.h>
 
 #include "frame.h"
+#include "keyfile.h"
 #include "util.h"
 
-#define WIRE_KEY_LEN		32
 #define WIRE_IDENTITY_MAX	FRAME_NAME_MAX
 
 /*
@@ -68,16 +68,6 @@ enum wire_status {
 struct wire_conn;
 struct wire_server;
 
-/* Key files: 64 hex digits and an optional newline, or 32 raw bytes. */
-int	wire_read_key_file(const char *path, unsigned char key[WIRE_KEY_LEN],
-	    struct psync_err *err);
-/* Write a new key as hex into a 0600 file, atomically; with replace unset
-   an existing file is an error rather than overwritten. */
-int	wire_write_key_file(const char *path,
-	    const unsigned char key[WIRE_KEY_LEN], bool replace,
-	    struct psync_err *err);
-/* 32 bytes from OpenSSL's private random generator. */
-int	wire_key_generate(unsigned char key[WIRE_KEY_LEN], struct psync_err *err);
 
 /* Dial a peer and complete the TLS handshake before the deadline. */
 struct wire_conn *wire_connect(const struct wire_client_opts *opts,

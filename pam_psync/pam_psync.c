@@ -14,6 +14,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,20 +210,77 @@ pp_step_aside(pam_handle_t *pamh, const struct pp_options *o)
 	return rc == PAM_SUCCESS ? PAM_IGNORE : rc;
 }
 
+#define PP_DATA	"pam_psync_context"
+
+struct pp_cached {
+	struct pp_context	 c;
+	char			*user;
+	char			*config;
+};
+
+static void
+pp_cached_free(pam_handle_t *pamh, void *data, int status)
+{
+	struct pp_cached *k = data;
+
+	(void)pamh;
+	(void)status;
+	pp_context_close(&k->c);
+	free(k->user);
+	free(k->config);
+	free(k);
+}
+
+/*
+ * The check role and the forwarding role run in the same PAM handle:
+ * the second reuses what the first loaded (configuration, policy,
+ * account), kept as PAM data and freed by pam_end.
+ */
+static struct pp_context *
+pp_context_get(pam_handle_t *pamh, const struct pp_options *o, const char *user)
+{
+	const void *data = NULL;
+	struct pp_cached *k;
+
+	if (pam_get_data(pamh, PP_DATA, &data) == PAM_SUCCESS && data != NULL) {
+		k = (struct pp_cached *)(uintptr_t)data;
+		if (strcmp(k->user, user) == 0 && strcmp(k->config, o->config) == 0) {
+			k->c.opts = *o;
+			return &k->c;
+		}
+	}
+	k = calloc(1, sizeof(*k));
+	if (k == NULL)
+		return NULL;
+	k->c.opts = *o;
+	k->user = strdup(user);
+	k->config = strdup(o->config);
+	if (k->user == NULL || k->config == NULL ||
+	    pp_context_open(pamh, &k->c, user) == -1) {
+		pp_cached_free(pamh, k, 0);
+		return NULL;
+	}
+	if (pam_set_data(pamh, PP_DATA, k, pp_cached_free) != PAM_SUCCESS) {
+		pp_cached_free(pamh, k, 0);
+		return NULL;
+	}
+	return &k->c;
+}
+
 PAM_EXTERN int
 pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
 {
-	struct pp_context c;
+	struct pp_options o;
+	struct pp_context *c;
 	const char *user = NULL;
 	int rc;
 
-	memset(&c, 0, sizeof(c));
-	pp_parse_options(pamh, argc, argv, &c.opts);
+	pp_parse_options(pamh, argc, argv, &o);
 	log_set_callback(pp_log_sink, pamh);
-	log_set_level(c.opts.debug ? LOG_DEBUG : LOG_INFO);
+	log_set_level(o.debug ? LOG_DEBUG : LOG_INFO);
 
 	if (flags & PAM_PRELIM_CHECK) {
-		rc = c.opts.check ? PAM_SUCCESS : PAM_IGNORE;
+		rc = o.check ? PAM_SUCCESS : PAM_IGNORE;
 		goto done;
 	}
 	if (!(flags & PAM_UPDATE_AUTHTOK)) {
@@ -231,26 +289,26 @@ pam_sm_chauthtok(pam_handle_t *pamh, int flags, int argc, const char **argv)
 	}
 	/* A change that psyncd's own pam store is applying is not forwarded. */
 	if (pam_getenv(pamh, "PSYNC_APPLYING") != NULL) {
-		rc = pp_step_aside(pamh, &c.opts);
+		rc = pp_step_aside(pamh, &o);
 		goto done;
 	}
 	if (pam_get_user(pamh, &user, NULL) != PAM_SUCCESS || user == NULL ||
 	    user[0] == '\0') {
 		pam_syslog(pamh, LOG_ERR, "cannot determine the user name");
-		rc = c.opts.strict ? PAM_USER_UNKNOWN : pp_step_aside(pamh, &c.opts);
+		rc = o.strict ? PAM_USER_UNKNOWN : pp_step_aside(pamh, &o);
 		goto done;
 	}
-	if (pp_context_open(pamh, &c, user) == -1) {
+	c = pp_context_get(pamh, &o, user);
+	if (c == NULL) {
 		/* Without a usable configuration nothing can be judged or kept. */
-		rc = c.opts.strict ? PAM_AUTHTOK_ERR : pp_step_aside(pamh, &c.opts);
+		rc = o.strict ? PAM_AUTHTOK_ERR : pp_step_aside(pamh, &o);
 		goto done;
 	}
-	if (c.opts.check)
-		rc = pp_check(pamh, &c, user);
+	if (o.check)
+		rc = pp_check(pamh, c, user);
 	else
-		rc = pp_forward(pamh, &c, user);
+		rc = pp_forward(pamh, c, user);
 done:
-	pp_context_close(&c);
 	log_set_callback(NULL, NULL);
 	return rc;
 }
