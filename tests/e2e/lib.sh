@@ -13,7 +13,8 @@
 #                              in E2E_PID (call it directly, not in $(...))
 #   e2e_kill PID [SIGNAL]      stop a background process (recorded PIDs only)
 #   e2e_cleanup                kill every recorded process, delete namespaces,
-#                              remove the work directory
+#                              remove the work directory (kept, for reading
+#                              the hosts' logs, when E2E_KEEP is set)
 #
 # Test output is TAP: e2e_ok / e2e_not_ok / e2e_check count and print.
 
@@ -116,7 +117,11 @@ e2e_cleanup() {
 	for _ns in $E2E_NETNS; do
 		ip netns del "$_ns" 2>/dev/null
 	done
-	[ -n "${E2E_WORK:-}" ] && [ -d "$E2E_WORK" ] && rm -rf "$E2E_WORK"
+	if [ -n "${E2E_KEEP:-}" ] && [ -d "${E2E_WORK:-}" ]; then
+		echo "# E2E_KEEP: kept $E2E_WORK"
+	elif [ -n "${E2E_WORK:-}" ] && [ -d "$E2E_WORK" ]; then
+		rm -rf "$E2E_WORK"
+	fi
 	E2E_PIDS=""
 	E2E_NETNS=""
 }
@@ -265,3 +270,33 @@ e2e_user() { # NAME USER UID PASSWORD
 e2e_login() { # NAME USER PASSWORD
 	printf '%s\n' "$3" | e2e_run "$1" "$top_builddir/tests/pam-auth" "$2" >/dev/null 2>&1
 }
+
+# ---------------------------------------------------------------- more helpers
+#
+#   e2e_passwd NAME USER PW        root runs passwd USER on the host (PW twice
+#                                  on a pipe: the real passwd, PAM and the
+#                                  module's both roles)
+#   e2e_conf NAME                  append stdin to the host's psync.conf
+#   e2e_drained NAME               psyncctl status: every queue depth is 0
+#   e2e_shadow NAME USER           the user's line in the host's /etc/shadow
+#   e2e_link NAME up|down          plug the host into the switch or unplug it
+#   e2e_count NAME PATTERN         how many lines of the host's psyncd log
+#                                  match PATTERN (grep -E)
+
+e2e_passwd() { # NAME USER PASSWORD
+	printf '%s\n%s\n' "$3" "$3" | e2e_run "$1" passwd "$2" >/dev/null 2>&1
+}
+
+e2e_conf() { cat >>"$E2E_WORK/$1/etc/psync/psync.conf"; }
+
+e2e_drained() { # NAME
+	_s=$(e2e_ctl "$1" status) || return 1
+	echo "$_s" | grep -q 'queue depth:' &&
+	! echo "$_s" | grep 'queue depth:' | grep -vq 'queue depth:  0,'
+}
+
+e2e_shadow() { grep "^$2:" "$E2E_WORK/$1/etc/shadow"; }
+
+e2e_count() { grep -Ec "$2" "$(e2e_log "$1")"; }
+
+e2e_link() { ip -n "$E2E_SWITCH" link set "s$1$E2E_ID" "$2"; }
