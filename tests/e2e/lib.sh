@@ -238,12 +238,14 @@ e2e_log() { echo "$E2E_WORK/$1/psyncd.log"; }
 
 e2e_psyncd_start() { # NAME
 	_log=$(e2e_log "$1")
-	_before=$(grep -c "ready: node" "$_log" 2>/dev/null)
+	# grep -c prints nothing for a missing file: count from a pipe, so that
+	# a log not yet created counts as 0 and the loop below really waits.
+	_before=$(cat "$_log" 2>/dev/null | grep -c "ready: node")
 	e2e_bg "$1" "$_log" "$top_builddir/daemon/psyncd" -f -d -u psync \
 	    -c /etc/psync/psync.conf
 	eval "E2E_PSYNCD_$1=$E2E_PID"
 	_t=100
-	while [ "$(grep -c "ready: node" "$_log" 2>/dev/null)" -le "${_before:-0}" ]; do
+	while [ "$(cat "$_log" 2>/dev/null | grep -c "ready: node")" -le "$_before" ]; do
 		if [ $_t -le 0 ] || ! kill -0 "$E2E_PID" 2>/dev/null; then
 			echo "# psyncd on $1 did not start:" >&2
 			tail -n 20 "$_log" | sed 's/^/#   /' >&2
