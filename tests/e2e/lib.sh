@@ -136,12 +136,25 @@ e2e_not_ok() {
 	for _l in "$@"; do printf '%s\n' "$_l" | sed 's/^/# /'; done
 }
 # e2e_check DESCRIPTION COMMAND... : ok when the command succeeds; its
-# output is shown as TAP diagnostics when it fails.
+# output is shown as TAP diagnostics when it fails. The command runs in
+# this shell (its output goes to a file, not through $(...)), so that what
+# it records, such as e2e_psyncd_start's PID, is kept.
 e2e_check() {
-	_d=$1
-	shift
-	if _out=$("$@" 2>&1); then e2e_ok "$_d"; else e2e_not_ok "$_d" "$_out"; fi
+	if [ -d "${E2E_WORK:-}" ]; then
+		if e2e_check_run "$@"; then
+			e2e_ok "$1"
+		else
+			e2e_not_ok "$1" "$(cat "$E2E_WORK/.check.out")"
+		fi
+	elif _out=$(shift; "$@" 2>&1); then
+		e2e_ok "$1"
+	else
+		e2e_not_ok "$1" "$_out"
+	fi
 }
+# The description stays in e2e_check's own $1, which the command cannot
+# overwrite (a variable could be).
+e2e_check_run() { shift; "$@" >"$E2E_WORK/.check.out" 2>&1; }
 
 # Wait up to SECONDS for COMMAND to succeed.
 e2e_wait() { # SECONDS COMMAND...
@@ -258,7 +271,19 @@ e2e_psyncd_start() { # NAME
 
 e2e_psyncd_stop() { # NAME [SIGNAL]
 	eval "_p=\$E2E_PSYNCD_$1"
-	[ -n "$_p" ] && e2e_kill "$_p" "${2:-TERM}"
+	[ -n "$_p" ] || return 0
+	# After a SIGKILL the network child follows its parent on its own
+	# (PR_SET_PDEATHSIG); wait for it too, since it holds the listening
+	# sockets a restarted psyncd needs.
+	_kids=$(pgrep -P "$_p" 2>/dev/null)
+	e2e_kill "$_p" "${2:-TERM}"
+	for _k in $_kids; do
+		_t=50
+		while kill -0 "$_k" 2>/dev/null && [ $_t -gt 0 ]; do
+			sleep 0.1
+			_t=$((_t - 1))
+		done
+	done
 	eval "E2E_PSYNCD_$1="
 }
 
