@@ -11,7 +11,7 @@ top_builddir=$(cd "$top_builddir" && pwd)
 . "$top_srcdir/tests/e2e/lib.sh"
 e2e_need_root
 users="u1 u2 u3 u4 u5"
-echo "1..9"
+echo "1..10"
 e2e_init || { echo "Bail out! cannot create the switch"; exit 1; }
 e2e_psync_host a 1 && e2e_psync_host b 2 && e2e_psync_pair a b ||
 	{ echo "Bail out! cannot create test hosts"; exit 1; }
@@ -82,4 +82,8 @@ t_kills() {
 	[ "$_a" = 3 ] && [ "$_b" = 3 ] || { echo "a started $_a times, b $_b times"; return 1; }
 }
 e2e_check "each psyncd started three times (two crashes each)" t_kills
+# The keys are right all along: a peer that dies mid-handshake must not be
+# reported as a key mismatch.
+t_no_8203() { ! grep -h '8203:' "$(e2e_log a)" "$(e2e_log b)"; }
+e2e_check "no 8203 (key mismatch) is logged for a peer killed mid-connection" t_no_8203
 [ "$E2E_FAILED" -eq 0 ]
