@@ -532,6 +532,18 @@ is_version_error(unsigned long e)
 }
 
 /*
+ * OpenSSL 3 reports a peer that closes the TCP connection without a TLS
+ * alert as an SSL error (not SSL_ERROR_SYSCALL as before): a peer that died
+ * or was restarted, not a key mismatch.
+ */
+static bool
+is_unexpected_eof(unsigned long e)
+{
+	return ERR_GET_LIB(e) == ERR_LIB_SSL &&
+	    ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+}
+
+/*
  * Say why a handshake failed, in err and in the log. A key mismatch looks
  * the same as a damaged packet to TLS, hence the legacy wording of 8203.
  */
@@ -555,7 +567,9 @@ handshake_failed(struct wire_conn *c, int sslerr, int saved_errno,
 		perr_set(err, PSYNC_E_REFUSED, "peer %s (%s): TLS handshake "
 		    "refused: unknown PSK identity, no such peer is "
 		    "configured", c->peer, c->addr);
-	} else if (sslerr == SSL_ERROR_SYSCALL && e == 0) {
+	} else if ((sslerr == SSL_ERROR_SYSCALL && e == 0) ||
+	    is_unexpected_eof(e)) {
+		ERR_clear_error();
 		perr_set(err, PSYNC_E_PROTOCOL, "peer %s (%s): TLS handshake "
 		    "failed: %s", c->peer, c->addr, saved_errno != 0 ?
 		    strerror(saved_errno) : "the peer closed the connection");
@@ -982,7 +996,8 @@ read_refusal(struct wire_conn *c, struct psync_err *err)
 	ERR_clear_error();
 	r = SSL_read(c->ssl, buf, sizeof(buf));
 	secure_wipe(buf, sizeof(buf));
-	if (r > 0 || SSL_get_error(c->ssl, r) != SSL_ERROR_SSL) {
+	if (r > 0 || SSL_get_error(c->ssl, r) != SSL_ERROR_SSL ||
+	    is_unexpected_eof(ERR_peek_last_error())) {
 		ERR_clear_error();
 		return;
 	}
@@ -1104,7 +1119,8 @@ wire_recv(struct wire_conn *c, struct frame *f, int timeout_ms,
 			perr_set(err, PSYNC_E_PROTOCOL, "peer %s (%s): closed "
 			    "the connection in the middle of a frame (%zu "
 			    "bytes)", c->peer, c->addr, c->rlen);
-		else if (e == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0)
+		else if ((e == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0) ||
+		    is_unexpected_eof(ERR_peek_last_error()))
 			perr_set(err, PSYNC_E_PROTOCOL, "peer %s (%s): "
 			    "connection lost: %s", c->peer, c->addr, errno != 0 ?
 			    strerror(errno) : "closed without TLS close_notify");

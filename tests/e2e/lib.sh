@@ -13,7 +13,8 @@
 #                              in E2E_PID (call it directly, not in $(...))
 #   e2e_kill PID [SIGNAL]      stop a background process (recorded PIDs only)
 #   e2e_cleanup                kill every recorded process, delete namespaces,
-#                              remove the work directory
+#                              remove the work directory (kept, for reading
+#                              the hosts' logs, when E2E_KEEP is set)
 #
 # Test output is TAP: e2e_ok / e2e_not_ok / e2e_check count and print.
 
@@ -116,7 +117,11 @@ e2e_cleanup() {
 	for _ns in $E2E_NETNS; do
 		ip netns del "$_ns" 2>/dev/null
 	done
-	[ -n "${E2E_WORK:-}" ] && [ -d "$E2E_WORK" ] && rm -rf "$E2E_WORK"
+	if [ -n "${E2E_KEEP:-}" ] && [ -d "${E2E_WORK:-}" ]; then
+		echo "# E2E_KEEP: kept $E2E_WORK"
+	elif [ -n "${E2E_WORK:-}" ] && [ -d "$E2E_WORK" ]; then
+		rm -rf "$E2E_WORK"
+	fi
 	E2E_PIDS=""
 	E2E_NETNS=""
 }
@@ -131,12 +136,25 @@ e2e_not_ok() {
 	for _l in "$@"; do printf '%s\n' "$_l" | sed 's/^/# /'; done
 }
 # e2e_check DESCRIPTION COMMAND... : ok when the command succeeds; its
-# output is shown as TAP diagnostics when it fails.
+# output is shown as TAP diagnostics when it fails. The command runs in
+# this shell (its output goes to a file, not through $(...)), so that what
+# it records, such as e2e_psyncd_start's PID, is kept.
 e2e_check() {
-	_d=$1
-	shift
-	if _out=$("$@" 2>&1); then e2e_ok "$_d"; else e2e_not_ok "$_d" "$_out"; fi
+	if [ -d "${E2E_WORK:-}" ]; then
+		if e2e_check_run "$@"; then
+			e2e_ok "$1"
+		else
+			e2e_not_ok "$1" "$(cat "$E2E_WORK/.check.out")"
+		fi
+	elif _out=$(shift; "$@" 2>&1); then
+		e2e_ok "$1"
+	else
+		e2e_not_ok "$1" "$_out"
+	fi
 }
+# The description stays in e2e_check's own $1, which the command cannot
+# overwrite (a variable could be).
+e2e_check_run() { shift; "$@" >"$E2E_WORK/.check.out" 2>&1; }
 
 # Wait up to SECONDS for COMMAND to succeed.
 e2e_wait() { # SECONDS COMMAND...
@@ -233,12 +251,14 @@ e2e_log() { echo "$E2E_WORK/$1/psyncd.log"; }
 
 e2e_psyncd_start() { # NAME
 	_log=$(e2e_log "$1")
-	_before=$(grep -c "ready: node" "$_log" 2>/dev/null)
+	# grep -c prints nothing for a missing file: count from a pipe, so that
+	# a log not yet created counts as 0 and the loop below really waits.
+	_before=$(cat "$_log" 2>/dev/null | grep -c "ready: node")
 	e2e_bg "$1" "$_log" "$top_builddir/daemon/psyncd" -f -d -u psync \
 	    -c /etc/psync/psync.conf
 	eval "E2E_PSYNCD_$1=$E2E_PID"
 	_t=100
-	while [ "$(grep -c "ready: node" "$_log" 2>/dev/null)" -le "${_before:-0}" ]; do
+	while [ "$(cat "$_log" 2>/dev/null | grep -c "ready: node")" -le "$_before" ]; do
 		if [ $_t -le 0 ] || ! kill -0 "$E2E_PID" 2>/dev/null; then
 			echo "# psyncd on $1 did not start:" >&2
 			tail -n 20 "$_log" | sed 's/^/#   /' >&2
@@ -251,7 +271,19 @@ e2e_psyncd_start() { # NAME
 
 e2e_psyncd_stop() { # NAME [SIGNAL]
 	eval "_p=\$E2E_PSYNCD_$1"
-	[ -n "$_p" ] && e2e_kill "$_p" "${2:-TERM}"
+	[ -n "$_p" ] || return 0
+	# After a SIGKILL the network child follows its parent on its own
+	# (PR_SET_PDEATHSIG); wait for it too, since it holds the listening
+	# sockets a restarted psyncd needs.
+	_kids=$(pgrep -P "$_p" 2>/dev/null)
+	e2e_kill "$_p" "${2:-TERM}"
+	for _k in $_kids; do
+		_t=50
+		while kill -0 "$_k" 2>/dev/null && [ $_t -gt 0 ]; do
+			sleep 0.1
+			_t=$((_t - 1))
+		done
+	done
 	eval "E2E_PSYNCD_$1="
 }
 
@@ -265,3 +297,33 @@ e2e_user() { # NAME USER UID PASSWORD
 e2e_login() { # NAME USER PASSWORD
 	printf '%s\n' "$3" | e2e_run "$1" "$top_builddir/tests/pam-auth" "$2" >/dev/null 2>&1
 }
+
+# ---------------------------------------------------------------- more helpers
+#
+#   e2e_passwd NAME USER PW        root runs passwd USER on the host (PW twice
+#                                  on a pipe: the real passwd, PAM and the
+#                                  module's both roles)
+#   e2e_conf NAME                  append stdin to the host's psync.conf
+#   e2e_drained NAME               psyncctl status: every queue depth is 0
+#   e2e_shadow NAME USER           the user's line in the host's /etc/shadow
+#   e2e_link NAME up|down          plug the host into the switch or unplug it
+#   e2e_count NAME PATTERN         how many lines of the host's psyncd log
+#                                  match PATTERN (grep -E)
+
+e2e_passwd() { # NAME USER PASSWORD
+	printf '%s\n%s\n' "$3" "$3" | e2e_run "$1" passwd "$2" >/dev/null 2>&1
+}
+
+e2e_conf() { cat >>"$E2E_WORK/$1/etc/psync/psync.conf"; }
+
+e2e_drained() { # NAME
+	_s=$(e2e_ctl "$1" status) || return 1
+	echo "$_s" | grep -q 'queue depth:' &&
+	! echo "$_s" | grep 'queue depth:' | grep -vq 'queue depth:  0,'
+}
+
+e2e_shadow() { grep "^$2:" "$E2E_WORK/$1/etc/shadow"; }
+
+e2e_count() { grep -Ec "$2" "$(e2e_log "$1")"; }
+
+e2e_link() { ip -n "$E2E_SWITCH" link set "s$1$E2E_ID" "$2"; }

@@ -681,6 +681,55 @@ test_connect_refused_and_timeout_have_their_own_messages(void **state)
 		fail_msg("client said: %s", err.msg);
 }
 
+/* A peer that dies in the middle of the handshake: it reads the client's
+ * first flight and closes the connection without a word. */
+static void *
+eof_server(void *arg)
+{
+	struct pollfd pfd;
+	int *lfd = arg, fd = -1;
+	char buf[4096];
+
+	/* The listener is non-blocking: wait for the client first. */
+	pfd.fd = *lfd;
+	pfd.events = POLLIN;
+	if (poll(&pfd, 1, TIMEOUT_MS) == 1)
+		fd = accept(*lfd, NULL, NULL);
+	if (fd >= 0) {
+		(void)read(fd, buf, sizeof(buf));
+		close(fd);
+	}
+	return NULL;
+}
+
+static void
+test_peer_closing_during_the_handshake_is_not_reported_as_a_key_mismatch(void **state)
+{
+	struct wire_client_opts o;
+	struct psync_err err;
+	struct srv s;
+	pthread_t t;
+	unsigned int port;
+	int lfd;
+
+	(void)state;
+	lfd = wire_listen("127.0.0.1", 0, &port, &err);
+	assert_true(lfd >= 0);
+	assert_int_equal(pthread_create(&t, NULL, eof_server, &lfd), 0);
+	memset(&s, 0, sizeof(s));
+	s.port = port;
+	client_opts(&o, &s, "client-node", key_a);
+	assert_null(wire_connect(&o, &err));
+	assert_int_equal(pthread_join(t, NULL), 0);
+	close(lfd);
+	if (err.code == PSYNC_E_DECRYPT || strstr(err.msg, "8203:") != NULL ||
+	    strstr(err.msg, "closed the connection") == NULL) {
+		log_dump();
+		fail_msg("client said (code %d): %s", err.code, err.msg);
+	}
+	assert_false(log_has("8203:", "key mismatch", NULL));
+}
+
 /* ------------------------------------------------------------ key files */
 
 struct tmpdir {
@@ -1091,6 +1140,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_hello_node_must_match_the_psk_identity, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_undecodable_frame_is_answered_with_error_then_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connect_refused_and_timeout_have_their_own_messages, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_peer_closing_during_the_handshake_is_not_reported_as_a_key_mismatch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_file_formats_and_refusals, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_key_file_is_written_0600_atomically_and_read_back, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_x509_mutual_tls_works_and_checks_both_certificates, setup, teardown),
