@@ -23,18 +23,6 @@
 #include "keyfile.h"
 #include "util.h"
 
-static int
-hex_value(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int
 wire_read_key_file(const char *path, unsigned char key[WIRE_KEY_LEN],
     struct psync_err *err)
@@ -69,7 +57,7 @@ wire_read_key_file(const char *path, unsigned char key[WIRE_KEY_LEN],
 	if (len == 2 * WIRE_KEY_LEN ||
 	    (len == 2 * WIRE_KEY_LEN + 1 && buf[2 * WIRE_KEY_LEN] == '\n')) {
 		for (i = 0; i < WIRE_KEY_LEN; i++) {
-			int hi = hex_value(buf[2 * i]), lo = hex_value(buf[2 * i + 1]);
+			int hi = hex_digit(buf[2 * i]), lo = hex_digit(buf[2 * i + 1]);
 
 			if (hi < 0 || lo < 0) {
 				perr_set(err, PSYNC_E_DECRYPT, "%s: key file: "

@@ -49,19 +49,6 @@ spool_prepare(const char *dir, struct psync_err *err)
 	return 0;
 }
 
-static void
-hex(const uint8_t *in, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[in[i] >> 4];
-		out[2 * i + 1] = digits[in[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 int
 spool_name_valid(const char *name)
 {
@@ -124,7 +111,7 @@ spool_write(const char *dir, const unsigned char key[SEAL_KEY_LEN],
 	slen = seal(key, SPOOL_AAD, plain, (size_t)plen, file + SPOOL_MAGIC_LEN, err);
 	if (slen < 0)
 		goto done;
-	hex(change->u.change.id, FRAME_ID_LEN, idhex);
+	hex_encode(change->u.change.id, FRAME_ID_LEN, idhex);
 	snprintf(name, SPOOL_NAME_LEN + 1, "%016llu-%s.chg",
 	    (unsigned long long)change->u.change.time_ms, idhex);
 	snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name);

@@ -44,6 +44,11 @@ int	file_open_trusted(const char *path, bool private, struct psync_err *err);
  */
 long	utf8_length(const char *s);
 
+/* Lower-case hex of n bytes into out (2n + 1 bytes, NUL-terminated). */
+void	hex_encode(const unsigned char *in, size_t n, char *out);
+/* The value of one hex digit (either case), or -1. */
+int	hex_digit(int c);
+
 /* Copy at most dstlen-1 bytes and NUL-terminate; returns strlen(src). */
 size_t	str_copy(char *dst, const char *src, size_t dstlen);
 

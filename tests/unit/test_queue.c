@@ -15,6 +15,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1007,7 +1009,8 @@ static void
 test_crash_at_random_moments_keeps_every_committed_change(void **state)
 {
 	struct fx *f = *state;
-	uint8_t id[FRAME_ID_LEN];
+	uint8_t id[FRAME_ID_LEN], first[FRAME_ID_LEN];
+	bool have_first;
 	struct psync_err err;
 	unsigned int round, seed = (unsigned int)time(NULL) ^ (unsigned)getpid();
 	unsigned long committed = 0, total = 0, since_fresh = 0;
@@ -1033,9 +1036,24 @@ test_crash_at_random_moments_keeps_every_committed_change(void **state)
 			crash_child(f, p[1], round);
 		}
 		close(p[1]);
-		/* Sometimes while it opens, mostly in the middle of adds. */
-		usleep((useconds_t)(round % 10 == 0 ? rand() % 3000 :
-		    rand() % 25000));
+		/*
+		 * Fresh rounds: a kill while the database is created. Others:
+		 * wait for the first commit (however slow the machine, or a
+		 * sanitizer build, is), then kill in the middle of the adds.
+		 */
+		have_first = false;
+		if (round % 10 == 0) {
+			usleep((useconds_t)(rand() % 3000));
+		} else {
+			struct pollfd pfd = { p[0], POLLIN, 0 };
+
+			if (poll(&pfd, 1, 20000) == 1 &&
+			    read(p[0], first, sizeof(first)) == (ssize_t)sizeof(first))
+				have_first = true;
+			else
+				fail_msg("round %u: no commit within 20 s", round);
+			usleep((useconds_t)(rand() % 25000));
+		}
 		assert_int_equal(kill(pid, SIGKILL), 0);
 		assert_int_equal(waitpid(pid, &status, 0), pid);
 		if (!WIFSIGNALED(status))
@@ -1046,6 +1064,12 @@ test_crash_at_random_moments_keeps_every_committed_change(void **state)
 		if (queue_check(f->q, &err) != 0)
 			fail_msg("round %u (seed %u): %s", round, seed, err.msg);
 		committed = 0;
+		if (have_first) {
+			if (queue_known(f->q, first, &err) != 1)
+				fail_msg("round %u (seed %u): the first change "
+				    "reported committed is missing", round, seed);
+			committed++;
+		}
 		while ((n = read(p[0], id, sizeof(id))) == (ssize_t)sizeof(id)) {
 			if (queue_known(f->q, id, &err) != 1)
 				fail_msg("round %u (seed %u): change %lu reported "
@@ -1063,8 +1087,8 @@ test_crash_at_random_moments_keeps_every_committed_change(void **state)
 	fx_open(f);
 	print_message("crash test: %lu committed changes survived 200 kills\n",
 	    total);
-	/* The kills must have landed among the adds, not all before them. */
-	assert_true(total > 200);
+	/* 180 of the kills landed after at least one commit, among the adds. */
+	assert_true(total >= 180);
 	assert_true(since_fresh > 0);
 	assert_int_equal(sql_int(f, "SELECT count(*) FROM changes") >=
 	    (long long)since_fresh, 1);
