@@ -43,6 +43,7 @@
 #include "policy.h"
 #include "psyncd.h"
 #include "queue.h"
+#include "samba_applied.h"
 #include "seal.h"
 #include "spool.h"
 #include "store.h"
@@ -846,8 +847,19 @@ inbound_batch(struct pending_in *pend, size_t n)
 		sc[ns].secret = (const char *)bs[i].p->in.change.secret;
 		map[ns++] = i;
 	}
+	/* On a Samba DC: note first, so that the hook never misses it. */
+	for (j = 0; j < ns && P.conf->store.type == STORE_SAMBA; j++)
+		if (sc[j].kind == STORE_SECRET_CLEARTEXT &&
+		    samba_applied_note(P.q, P.host_key, sc[j].user,
+		    sc[j].secret, now_ms(), &err) == -1)
+			log_warnx("queue: noting change for %s as applied from "
+			    "a peer: %s", sc[j].user, err.msg);
 	if (ns > 0)
 		(void)store_apply(&P.conf->store, sc, ns, sr);
+	for (j = 0; j < ns && P.conf->store.type == STORE_SAMBA; j++)
+		if (sr[j].outcome != STORE_APPLIED &&
+		    samba_applied_forget(P.q, sc[j].user, &err) == -1)
+			log_warnx("queue: %s", err.msg);
 	for (j = 0; j < ns; j++) {
 		struct inb *b = &bs[map[j]];
 		struct frame_change *c = &b->p->in.change;

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_int.h"
+#include "store_samba.h"
 #include "util.h"
 
 #define NIS_OUTPUT_MAX	8192
@@ -179,6 +180,8 @@ store_apply(const struct store_conf *conf, const struct store_change *changes,
 			store_pam_apply(conf, changes, n, results);
 			break;
 		case STORE_SAMBA:
+			store_samba_apply(conf, changes, n, results);
+			break;
 		default:
 			for (i = 0; i < n; i++)
 				if (results[i].code == PSYNC_E_UPDATE_FAILED)
