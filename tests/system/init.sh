@@ -44,7 +44,7 @@ checked() { # checked FILE : psyncd -t passes
 	    { echo "psyncd -t $1:"; cat "$tmp/check"; return 1; }
 }
 
-echo "1..11"
+echo "1..12"
 
 A=$tmp/a
 t_flags() {
@@ -158,5 +158,26 @@ t_v6() {
 	    awk '/^peer "p6"/{p=1} p&&/direction/{print; exit}' "$tmp/v/psync.conf" | grep -q send
 }
 ok "IPv6 peer addresses, bracketed with a direction or bare" t_v6
+
+# The configurations psync.conf(5) shows for the three usual sites are ones
+# psyncd accepts (key files missing is only a warning).
+t_man() {
+	awk -v dir="$tmp/man" '
+		/^\.SH EXAMPLES/ { ex = 1 }
+		/^\.SH SEE ALSO/ { ex = 0 }
+		ex && /^\.nf/ { n++; inblk = 1; next }
+		ex && /^\.fi/ { inblk = 0; next }
+		inblk { gsub(/\\-/, "-"); print > (dir "/ex" n ".conf") }
+	' "$top_srcdir/man/psync.conf.5" 2>/dev/null
+	count=0
+	for f in "$tmp"/man/ex*.conf; do
+		chmod 600 "$f"
+		checked "$f" || return 1
+		count=$((count + 1))
+	done
+	[ "$count" -eq 3 ] || { echo "expected 3 examples, found $count"; return 1; }
+}
+mkdir -p "$tmp/man"
+ok "the three example configurations in psync.conf(5) pass psyncd -t" t_man
 
 [ "$failed" -eq 0 ]
