@@ -19,6 +19,9 @@ static const struct {
 	int		(*fn)(struct ctl *, int, char **);
 	const char	*usage;
 } commands[] = {
+	{ "init",	cmd_init,
+	  "init [--node NAME] [--peer NAME:PROTOCOL:ADDRESS[:DIRECTION]]... "
+	  "[--config FILE] [--keys DIR] [--yes] [--force]" },
 	{ "policy",	cmd_policy,
 	  "policy USER [--peer NAME | --from NAME] [--password-stdin]" },
 	{ "import-sso",	cmd_import_sso,	"import-sso [FILE]" },
