@@ -256,11 +256,13 @@ store_nis_make(const char *dir, struct psync_err *err)
 		if (devnull == -1 || dup2(devnull, 0) == -1 ||
 		    dup2(fds[1], 1) == -1 || dup2(fds[1], 2) == -1 ||
 		    chdir(dir) == -1) {
-			(void)write(fds[1], "cannot set up make\n", 19);
+			if (write(fds[1], "cannot set up make\n", 19) < 0)
+				_exit(126);
 			_exit(126);
 		}
 		execvp("make", argv);
-		(void)write(fds[1], "cannot run make\n", 16);
+		if (write(fds[1], "cannot run make\n", 16) < 0)
+			_exit(127);
 		_exit(127);
 	}
 	close(fds[1]);

@@ -239,11 +239,19 @@ test_sigkilled_writer_leaves_old_or_new_file_never_a_mix(void **state)
 	assert_int_equal(cs, 0);
 	c->state_h = c->state_c = 0;
 
-	for (k = 0; killed < kills && k < kills * 4; k++) {
+	/*
+	 * Kill at a random moment of a run; a run that finished before its
+	 * kill is not counted, so keep going (and aim earlier once more than
+	 * a third of the runs finish first: optimised or idle builds are
+	 * faster than the runs timed above).
+	 */
+	for (k = 0; killed < kills && k < kills * 20; k++) {
+		double window = k > 30 && killed * 3 < k * 2 ? 0.7 : 1.1;
+
 		clear = k % 4 == 3;
 		t = 1 - (clear ? c->state_c : c->state_h);
 		rnd = random();
-		d = full[clear] * 1.1 * (double)rnd / (double)RAND_MAX;
+		d = full[clear] * window * (double)rnd / (double)RAND_MAX;
 		r = run_child(c, clear, t, d);
 		killed += r;
 		check_file(c, &hs, &cs);
