@@ -20,10 +20,11 @@ set -u
 top_srcdir=$(cd "$top_srcdir" && pwd)
 cache=${PSYNC_DEB_CACHE:-/var/cache/psync-tests}
 mirror=${PSYNC_DEB_MIRROR:-http://deb.debian.org/debian}
-base=$cache/bookworm-minbase
 # What the root needs beyond minbase: the packages' run-time dependencies
-# (so dpkg -i works offline) and adduser for the postinst.
-include=adduser,libconfuse2,libsqlite3-0,libssl3,libcrypt1,libpam-runtime,libselinux1
+# (so dpkg -i works offline) and adduser for the postinst. The cached root
+# is named after this list, so that a new dependency makes a new root.
+include=adduser,libconfuse2,libsqlite3-0,libssl3,libcrypt1,libpam-runtime,libselinux1,libldap-2.5-0
+base=$cache/bookworm-minbase-$(printf '%s' "$include" | md5sum | cut -c1-8)
 
 skip() { echo "1..0 # SKIP $*"; exit 0; }
 [ "$(id -u)" -eq 0 ] || skip "needs root (chroot, namespaces)"
