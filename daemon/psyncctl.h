@@ -28,5 +28,6 @@ int	cmd_send(struct ctl *ctl, int argc, char **argv);
 int	cmd_verify(struct ctl *ctl, int argc, char **argv);
 int	cmd_keygen(struct ctl *ctl, int argc, char **argv);
 int	cmd_set_key(struct ctl *ctl, int argc, char **argv);
+int	cmd_rotate_key(struct ctl *ctl, int argc, char **argv);
 
 #endif
