@@ -10,7 +10,7 @@
  * pending record whose fingerprint is the key file's means the rename of
  * a promotion happened, and the state is completed; a current record that
  * does not match the key file means someone replaced the file by hand,
- * which starts over at id 0.
+ * which ends a rotation under way but keeps the id (ids only grow).
  */
 #include "config.h"
 
@@ -217,13 +217,16 @@ keys_load(struct queue *q, const struct peer_conf *pc, struct key_state *ks,
 	} else if (strcmp(cur.fp, fp) == 0) {
 		ks->cur_id = cur.id;
 	} else {
-		/* The key file was replaced by hand: a fresh start. */
-		log_info("peer %s: %s is a new key (keygen or set-key): key "
-		    "id 0", pc->name, pc->key_file);
+		/* The key file was replaced by hand (keygen, set-key): it
+		   keeps the id, since ids only grow, and a rotation under
+		   way is over. */
+		ks->cur_id = cur.id;
+		log_info("peer %s: %s was written by hand: key id %u", pc->name,
+		    pc->key_file, cur.id);
 		if (pend.found)
 			discard_pending(q, pc, path, "the key file was "
 			    "replaced by hand");
-		if (rec_set_current(q, pc, 0, ks->cur, err) == -1)
+		if (rec_set_current(q, pc, cur.id, ks->cur, err) == -1)
 			goto done;
 		rc = 0;
 		goto done;
@@ -238,8 +241,7 @@ keys_load(struct queue *q, const struct peer_conf *pc, struct key_state *ks,
 		goto done;
 	}
 	hash_hex(ks->next, WIRE_KEY_LEN, nfp);
-	if (strcmp(nfp, pend.fp) != 0 || ks->cur_id == UINT32_MAX ||
-	    pend.id != ks->cur_id + 1) {
+	if (strcmp(nfp, pend.fp) != 0 || pend.id <= ks->cur_id) {
 		secure_wipe(ks->next, sizeof(ks->next));
 		discard_pending(q, pc, path, "it does not match its record");
 		rc = 0;

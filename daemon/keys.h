@@ -4,7 +4,8 @@
  * lives in "<key-file>.pending" while a rotation is under way. The ids,
  * and which side proposed the next key, are node state in the queue
  * database, tied to the files by a fingerprint (SHA-256 prefix) so that a
- * key file replaced by hand (keygen, set-key) falls back to id 0.
+ * key file replaced by hand (keygen, set-key) is recognised and ends a
+ * rotation under way. A key never seen before has id 0; ids only grow.
  */
 #ifndef PSYNC_KEYS_H
 #define PSYNC_KEYS_H

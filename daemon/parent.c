@@ -1144,17 +1144,18 @@ key_proposed(uint32_t reqid, const struct pmsg_key_proposed *kp)
 		snprintf(why, sizeof(why), "%s", err.msg);
 		goto done;
 	}
-	/* Only the holder of one of this peer's keys may propose. */
-	if (kp->auth_id != ks.cur_id && !(ks.has_next &&
-	    kp->auth_id == ks.next_id)) {
-		snprintf(why, sizeof(why), "the connection authenticated with "
-		    "key id %u, which this node does not hold for %s (current "
-		    "%u)", kp->auth_id, kp->peer, ks.cur_id);
-		goto done;
-	}
-	if (ks.cur_id == UINT32_MAX || kp->key_id != ks.cur_id + 1) {
-		snprintf(why, sizeof(why), "key id %u is not the next one "
-		    "(current %u)", kp->key_id, ks.cur_id);
+	/* The child names the peer its TLS handshake authenticated (the
+	   PSK identity's name, checked against the key we hold for it); the
+	   identity's id only says which of our keys it used. */
+	if (ks.has_next && kp->auth_id == ks.next_id)
+		log_debug("peer %s proposes over a connection made with our "
+		    "next key id %u", pc->name, kp->auth_id);
+	/* Ids only grow; the peer's count may be ahead of ours (a key file
+	   copied by hand), never behind, or the ids would mix up. */
+	if (kp->key_id <= ks.cur_id) {
+		snprintf(why, sizeof(why), "key id %u is not above the current "
+		    "id %u here; rotate from %s instead", kp->key_id,
+		    ks.cur_id, P.conf->node_name);
 		goto done;
 	}
 	if (ks.has_next && ks.next_ours) {

@@ -473,9 +473,8 @@ pmsg_decode(const unsigned char *buf, size_t len, enum pmsg_from from,
 			if (!r.bad && pe->use_next > 1)
 				fail(&r, "use next flag");
 			pe->next_id = get_u32(&r, "next key id");
-			/* The next key always follows the current one. */
-			if (!r.bad && (pe->key_id == UINT32_MAX ||
-			    pe->next_id != pe->key_id + 1))
+			/* Key ids only grow. */
+			if (!r.bad && pe->next_id <= pe->key_id)
 				fail(&r, "next key id");
 			get_key(&r, pe->next, "next key");
 		}

@@ -102,7 +102,7 @@ struct pmsg_peer {
 	uint8_t		n_trusted;
 	char		trusted[PMSG_TRUSTED_MAX][PMSG_ADDR_MAX + 1];
 	/* psync PSKs: the current key's id, and during a rotation the next
-	   key (id key_id + 1), accepted as well; use_next: dial with it (the
+	   key (a higher id), accepted as well; use_next: dial with it (the
 	   peer proposed it, so it holds it). */
 	uint32_t	key_id;
 	uint8_t		has_next;
