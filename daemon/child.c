@@ -46,6 +46,8 @@
 #define CHILD_REPLY_TIMEOUT_MS	60000	/* waiting for the parent */
 #define CHILD_RESULT_TIMEOUT_MS	30000	/* waiting for a peer's RESULT */
 #define CHILD_HELLO_TIMEOUT_MS	10000
+#define CHILD_TABLE_WAIT_MS	10000	/* for the promoted key's table */
+#define CHILD_CAPS		(FRAME_CAP_CRYPT_HASH | FRAME_CAP_KEY_ROTATION)
 
 /* Someone waiting for the parent's answer to one INBOUND or VERIFY. */
 struct waiter {
@@ -67,7 +69,11 @@ struct worker {
 	pthread_t	 thread;
 	struct job	*head, *tail;
 	bool		 stop;
+	bool		 has_prop;	/* a key proposal to make */
+	uint32_t	 prop_reqid;
+	struct pmsg_key_propose prop;
 	struct wire_conn *conn;
+	uint32_t	 conn_caps;	/* the peer's HELLO capabilities */
 	struct worker	*next;
 };
 
@@ -222,16 +228,41 @@ static int
 psk_lookup(void *ctx, const char *identity, unsigned char key[WIRE_KEY_LEN])
 {
 	struct pmsg_peer p;
+	char name[FRAME_NAME_MAX + 1];
+	uint32_t id;
 	int rc = -1;
 
 	(void)ctx;
-	if (peer_copy(identity, &p) == 0 && p.protocol == PROTO_PSYNC &&
+	memset(&p, 0, sizeof(p));
+	if (pmsg_identity_parse(identity, name, sizeof(name), &id) == -1)
+		goto done;
+	/* The id only picks between the current and the next key: any
+	   other id gets the current one, and fails as a key mismatch
+	   (8203) unless the client holds that key after all. */
+	if (peer_copy(name, &p) == 0 && p.protocol == PROTO_PSYNC &&
 	    p.key_len == WIRE_KEY_LEN) {
-		memcpy(key, p.key, WIRE_KEY_LEN);
+		if (p.has_next && id == p.next_id)
+			memcpy(key, p.next, WIRE_KEY_LEN);
+		else
+			memcpy(key, p.key, WIRE_KEY_LEN);
 		rc = 0;
 	}
+done:
 	secure_wipe(&p, sizeof(p));
 	return rc;
+}
+
+/* A handshake with peer used our next key: the parent makes it current. */
+static void
+key_used(const char *peer, uint32_t id)
+{
+	struct pmsg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = PMSG_KEY_USED;
+	str_copy(m.u.kused.peer, peer, sizeof(m.u.kused.peer));
+	m.u.kused.key_id = id;
+	(void)send_parent(&m);
 }
 
 static void
@@ -250,7 +281,8 @@ send_result(struct wire_conn *c, const uint8_t id[FRAME_ID_LEN], int code,
 
 /* Forward a batch of CHANGE frames to the parent and answer each. */
 static int
-forward_changes(struct wire_conn *c, struct frame *fs, size_t n)
+forward_changes(struct wire_conn *c, const char *peer, struct frame *fs,
+    size_t n)
 {
 	struct waiter ws[CHILD_BATCH_MAX];
 	struct pmsg m;
@@ -262,8 +294,7 @@ forward_changes(struct wire_conn *c, struct frame *fs, size_t n)
 		m.type = PMSG_INBOUND;
 		m.reqid = ws[i].reqid;
 		m.u.inbound.protocol = PROTO_PSYNC;
-		str_copy(m.u.inbound.peer, wire_peer_name(c),
-		    sizeof(m.u.inbound.peer));
+		str_copy(m.u.inbound.peer, peer, sizeof(m.u.inbound.peer));
 		m.u.inbound.change = fs[i].u.change;
 		if (send_parent(&m) == -1) {
 			ws[i].done = true;
@@ -278,6 +309,48 @@ forward_changes(struct wire_conn *c, struct frame *fs, size_t n)
 	return 0;
 }
 
+/* A peer proposes a new key: the parent stores it, then we confirm. */
+static bool
+key_proposed(struct wire_conn *c, const char *peer, uint32_t auth_id,
+    const struct frame_key_propose *kp)
+{
+	struct waiter w;
+	struct pmsg m;
+	struct frame f;
+	struct psync_err err;
+	bool ok = false;
+
+	waiter_add(&w);
+	memset(&m, 0, sizeof(m));
+	m.type = PMSG_KEY_PROPOSED;
+	m.reqid = w.reqid;
+	str_copy(m.u.kproposed.peer, peer, sizeof(m.u.kproposed.peer));
+	m.u.kproposed.auth_id = auth_id;
+	m.u.kproposed.key_id = kp->key_id;
+	memcpy(m.u.kproposed.key, kp->key, FRAME_KEY_LEN);
+	if (kp->key_id == 0 || send_parent(&m) == -1) {
+		w.done = true;
+		w.code = PSYNC_E_PROTOCOL;
+		str_copy(w.reason, kp->key_id == 0 ? "key id 0 is never "
+		    "proposed" : "cannot reach psyncd's parent process",
+		    sizeof(w.reason));
+	}
+	waiters_wait(&w, 1, CHILD_REPLY_TIMEOUT_MS);
+	if (w.code == PSYNC_OK) {
+		frame_set_key_confirm(&f, kp->key_id);
+		ok = wire_send(c, &f, &err) == 0;
+		if (!ok)
+			log_warnx("peer %s: cannot confirm key id %u: %s",
+			    peer, kp->key_id, err.msg);
+	} else {
+		/* ERROR ends the connection; the proposer tries again later. */
+		if (frame_set_error(&f, w.code, w.reason, &err) == 0)
+			(void)wire_send(c, &f, &err);
+	}
+	frame_wipe(&f);
+	return ok;
+}
+
 static void *
 conn_thread(void *arg)
 {
@@ -286,9 +359,13 @@ conn_thread(void *arg)
 	struct wire_conn *c = NULL;
 	struct frame *fs = NULL;
 	struct psync_err err;
+	struct pmsg_peer p;
 	enum wire_status st;
-	size_t n = 0, i;
+	char peer[FRAME_NAME_MAX + 1];
+	uint32_t auth_id = 0;
+	size_t n = 0, i, k;
 
+	memset(&p, 0, sizeof(p));
 	fs = calloc(CHILD_BATCH_MAX, sizeof(*fs));
 	if (fs == NULL) {
 		close(fd);
@@ -302,15 +379,26 @@ conn_thread(void *arg)
 	memset(&ours, 0, sizeof(ours));
 	str_copy(ours.node, C.node, sizeof(ours.node));
 	ours.version = FRAME_VERSION;
-	ours.caps = FRAME_CAP_CRYPT_HASH;
+	ours.caps = CHILD_CAPS;
 	if (wire_hello(c, &ours, 1, &theirs, CHILD_HELLO_TIMEOUT_MS,
 	    &err) == -1) {
 		log_warnx("psync listener: HELLO from %s failed: %s",
 		    wire_peer_address(c), err.msg);
 		goto done;
 	}
-	log_debug("psync listener: peer %s connected from %s",
-	    wire_peer_name(c), wire_peer_address(c));
+	/* The identity (and HELLO) may carry the key id: "NAME#ID". */
+	if (pmsg_identity_parse(wire_peer_name(c), peer, sizeof(peer),
+	    &auth_id) == -1) {
+		log_warnx("psync listener: malformed identity from %s",
+		    wire_peer_address(c));
+		goto done;
+	}
+	log_debug("psync listener: peer %s connected from %s with key id %u",
+	    peer, wire_peer_address(c), auth_id);
+	if (auth_id != 0 && peer_copy(peer, &p) == 0 && p.has_next &&
+	    p.next_id == auth_id)
+		key_used(peer, auth_id);
+	secure_wipe(&p, sizeof(p));
 	while (!atomic_load(&C.stopping)) {
 		n = 0;
 		st = wire_recv(c, &fs[0], 1000, &err);
@@ -328,24 +416,29 @@ conn_thread(void *arg)
 				break;
 			n++;
 		}
-		for (i = 0; i < n; i++) {
+		/* The changes first (batching stops at anything else), then
+		   the frame that ended the batch. */
+		for (k = 0; k < n && fs[k].type == FRAME_CHANGE; k++)
+			;
+		if (k > 0)
+			forward_changes(c, peer, fs, k);
+		for (i = k; i < n; i++) {
 			if (fs[i].type == FRAME_PING) {
 				struct frame pong;
 
 				frame_set_ping(&pong, true, fs[i].u.ping.seq);
 				(void)wire_send(c, &pong, &err);
-			} else if (fs[i].type != FRAME_CHANGE) {
+			} else if (fs[i].type == FRAME_KEY_PROPOSE) {
+				if (!key_proposed(c, peer, auth_id,
+				    &fs[i].u.key_propose))
+					goto done;
+			} else {
 				log_warnx("peer %s: unexpected %s frame; "
-				    "closing", wire_peer_name(c),
+				    "closing", peer,
 				    frame_type_name((int)fs[i].type));
 				goto done;
 			}
 		}
-		/* PINGs only come alone in practice; keep the changes. */
-		for (i = 0; i < n && fs[i].type == FRAME_CHANGE; i++)
-			;
-		if (i == n && fs[0].type == FRAME_CHANGE)
-			forward_changes(c, fs, n);
 		for (i = 0; i < n; i++)
 			frame_wipe(&fs[i]);
 		n = 0;
@@ -470,13 +563,60 @@ report(const uint8_t id[FRAME_ID_LEN], const char *peer, int code,
 	(void)send_parent(&m);
 }
 
+/* Dial with one of the peer's keys; the identity (and so our HELLO)
+   names its id. */
 static struct wire_conn *
-dial(const struct pmsg_peer *p, struct psync_err *err)
+dial_key(const struct pmsg_peer *p, const unsigned char *key, uint32_t id,
+    uint32_t *caps, struct psync_err *err)
 {
 	struct wire_client_opts o;
 	struct frame_hello ours, theirs;
 	struct wire_conn *c;
+	char ident[FRAME_NAME_MAX + 1];
 
+	if (pmsg_identity_make(C.node, id, ident, sizeof(ident)) == -1) {
+		perr_set(err, PSYNC_E_OPEN, "peer %s: node name %s with key "
+		    "id %u does not fit an identity", p->name, C.node, id);
+		return NULL;
+	}
+	memset(&o, 0, sizeof(o));
+	o.peer_name = p->name;
+	o.host = p->address;
+	o.port = p->port;
+	o.timeout_ms = (int)(p->connect_timeout > 0 ? p->connect_timeout : 10) *
+	    1000;
+	o.identity = ident;
+	o.key = key;
+	c = wire_connect(&o, err);
+	if (c == NULL)
+		return NULL;
+	memset(&ours, 0, sizeof(ours));
+	str_copy(ours.node, ident, sizeof(ours.node));
+	ours.version = FRAME_VERSION;
+	ours.caps = CHILD_CAPS;
+	if (wire_hello(c, &ours, 1, &theirs, o.timeout_ms, err) == -1) {
+		wire_close(c);
+		return NULL;
+	}
+	*caps = theirs.caps;
+	wire_set_io_timeout(c, CHILD_RESULT_TIMEOUT_MS);
+	return c;
+}
+
+/*
+ * Dial a peer. During a rotation we hold two keys: the first choice is
+ * the next key when the peer proposed it (so it has it), else the
+ * current one; when the handshake fails, the other one is tried, which
+ * heals a pair that a crash left one step apart. A handshake that worked
+ * with the next key proves the peer holds it: the parent makes it current.
+ */
+static struct wire_conn *
+dial(const struct pmsg_peer *p, uint32_t *caps, struct psync_err *err)
+{
+	struct wire_conn *c;
+	bool next;
+
+	*caps = 0;
 	if (p->address[0] == '\0') {
 		perr_set(err, PSYNC_E_OPEN, "peer %s: address not resolved: %s",
 		    p->name, p->resolve_error);
@@ -487,26 +627,19 @@ dial(const struct pmsg_peer *p, struct psync_err *err)
 		    p->name);
 		return NULL;
 	}
-	memset(&o, 0, sizeof(o));
-	o.peer_name = p->name;
-	o.host = p->address;
-	o.port = p->port;
-	o.timeout_ms = (int)(p->connect_timeout > 0 ? p->connect_timeout : 10) *
-	    1000;
-	o.identity = C.node;
-	o.key = p->key;
-	c = wire_connect(&o, err);
-	if (c == NULL)
-		return NULL;
-	memset(&ours, 0, sizeof(ours));
-	str_copy(ours.node, C.node, sizeof(ours.node));
-	ours.version = FRAME_VERSION;
-	ours.caps = FRAME_CAP_CRYPT_HASH;
-	if (wire_hello(c, &ours, 1, &theirs, o.timeout_ms, err) == -1) {
-		wire_close(c);
-		return NULL;
+	next = p->has_next && p->use_next;
+	c = dial_key(p, next ? p->next : p->key, next ? p->next_id :
+	    p->key_id, caps, err);
+	if (c == NULL && p->has_next && err->code != PSYNC_E_OPEN) {
+		log_info("peer %s: handshake with key id %u failed; trying "
+		    "key id %u", p->name, next ? p->next_id : p->key_id,
+		    next ? p->key_id : p->next_id);
+		next = !next;
+		c = dial_key(p, next ? p->next : p->key, next ? p->next_id :
+		    p->key_id, caps, err);
 	}
-	wire_set_io_timeout(c, CHILD_RESULT_TIMEOUT_MS);
+	if (c != NULL && next)
+		key_used(p->name, p->next_id);
 	return c;
 }
 
@@ -552,7 +685,7 @@ deliver_psync(struct worker *w, const struct pmsg_peer *p, struct job *jobs)
 			w->conn = NULL;
 		}
 		if (w->conn == NULL) {
-			w->conn = dial(p, &err);
+			w->conn = dial(p, &w->conn_caps, &err);
 			if (w->conn == NULL)
 				goto fail_all;
 		}
@@ -654,6 +787,141 @@ deliver_mepp(const struct pmsg_peer *p, struct job *jobs)
 }
 
 static void
+key_result(uint32_t reqid, const char *peer, uint32_t id, int code,
+    const char *reason)
+{
+	struct pmsg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = PMSG_KEY_RESULT;
+	m.reqid = reqid;
+	str_copy(m.u.kresult.peer, peer, sizeof(m.u.kresult.peer));
+	m.u.kresult.key_id = id;
+	m.u.kresult.code = code;
+	str_copy(m.u.kresult.reason, reason, sizeof(m.u.kresult.reason));
+	(void)send_parent(&m);
+}
+
+/* Wait until the parent's table says key id is current for peer. */
+static bool
+wait_key_current(const char *peer, uint32_t id)
+{
+	struct timespec ts;
+	size_t i;
+	bool found = false;
+
+	deadline_after(&ts, CHILD_TABLE_WAIT_MS);
+	pthread_mutex_lock(&C.lock);
+	while (!atomic_load(&C.stopping)) {
+		for (i = 0; i < C.n_peers; i++)
+			if (strcmp(C.peers[i].name, peer) == 0 &&
+			    C.peers[i].key_id == id)
+				found = true;
+		if (found || pthread_cond_timedwait(&C.cond, &C.lock,
+		    &ts) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&C.lock);
+	return found;
+}
+
+/*
+ * Our own proposal: KEY-PROPOSE over the current channel, then wait for
+ * KEY-CONFIRM. After a confirmation the parent makes the key current;
+ * we reconnect with it at once, which tells the peer to do the same.
+ */
+static void
+propose_key(struct worker *w, const struct pmsg_peer *p, uint32_t reqid,
+    const struct pmsg_key_propose *kp)
+{
+	struct pmsg_peer np;
+	struct psync_err err;
+	struct frame f;
+	enum wire_status st;
+	char reason[PMSG_TEXT_MAX + 1];
+	int code = -1;
+
+	memset(&f, 0, sizeof(f));
+	memset(&np, 0, sizeof(np));
+	reason[0] = '\0';
+	if (p->protocol != PROTO_PSYNC) {
+		code = PSYNC_E_REFUSED;
+		str_copy(reason, "not a psync peer", sizeof(reason));
+		goto done;
+	}
+	if (w->conn != NULL && !conn_alive(w->conn)) {
+		wire_close(w->conn);
+		w->conn = NULL;
+	}
+	if (w->conn == NULL && (w->conn = dial(p, &w->conn_caps,
+	    &err)) == NULL) {
+		str_copy(reason, err.msg, sizeof(reason));
+		goto done;
+	}
+	if (!(w->conn_caps & FRAME_CAP_KEY_ROTATION)) {
+		code = PSYNC_E_VERSION;
+		snprintf(reason, sizeof(reason), "peer %s does not speak key "
+		    "rotation (no capability 0x2 in its HELLO)", p->name);
+		goto done;
+	}
+	frame_set_key_propose(&f, kp->key_id, kp->key);
+	if (wire_send(w->conn, &f, &err) == -1) {
+		str_copy(reason, err.msg, sizeof(reason));
+		goto broken;
+	}
+	for (;;) {
+		frame_wipe(&f);
+		st = wire_recv(w->conn, &f, CHILD_RESULT_TIMEOUT_MS, &err);
+		if (st == WIRE_TIMEOUT) {
+			snprintf(reason, sizeof(reason), "peer %s: no "
+			    "KEY-CONFIRM within %d s", p->name,
+			    CHILD_RESULT_TIMEOUT_MS / 1000);
+			goto broken;
+		}
+		if (st != WIRE_FRAME) {
+			snprintf(reason, sizeof(reason), "peer %.64s: the "
+			    "connection ended before KEY-CONFIRM: %.400s", p->name,
+			    st == WIRE_CLOSED ? "closed" : err.msg);
+			goto broken;
+		}
+		if (f.type == FRAME_KEY_CONFIRM && f.u.key_confirm.key_id ==
+		    kp->key_id) {
+			code = 0;
+			break;
+		}
+		if (f.type == FRAME_ERROR) {
+			code = f.u.error.code;
+			snprintf(reason, sizeof(reason), "peer %.64s refused: "
+			    "%.400s", p->name, f.u.error.reason);
+			goto broken;
+		}
+		if (f.type != FRAME_PONG && f.type != FRAME_RESULT) {
+			code = PSYNC_E_PROTOCOL;
+			snprintf(reason, sizeof(reason), "peer %s answered %s "
+			    "to KEY-PROPOSE", p->name,
+			    frame_type_name((int)f.type));
+			goto broken;
+		}
+	}
+	str_copy(reason, "confirmed", sizeof(reason));
+	/* This connection was made with the old key: not for long. */
+broken:
+	wire_close(w->conn);
+	w->conn = NULL;
+done:
+	frame_wipe(&f);
+	key_result(reqid, p->name, kp->key_id, code, reason);
+	if (code == 0 && wait_key_current(p->name, kp->key_id) &&
+	    peer_copy(p->name, &np) == 0) {
+		w->conn = dial(&np, &w->conn_caps, &err);
+		if (w->conn == NULL)
+			log_warnx("peer %s: reconnecting with key id %u: %s",
+			    p->name, kp->key_id, err.msg);
+	}
+	secure_wipe(&np, sizeof(np));
+}
+
+static void
 jobs_free(struct job *j)
 {
 	struct job *next;
@@ -670,19 +938,38 @@ worker_thread(void *arg)
 {
 	struct worker *w = arg;
 	struct pmsg_peer p;
+	struct pmsg_key_propose prop;
 	struct job *jobs, *j;
+	uint32_t prop_reqid;
+	bool has_prop;
 
 	for (;;) {
 		pthread_mutex_lock(&C.lock);
-		while (w->head == NULL && !w->stop)
+		while (w->head == NULL && !w->has_prop && !w->stop)
 			pthread_cond_wait(&C.cond, &C.lock);
-		if (w->head == NULL && w->stop) {
+		if (w->head == NULL && !w->has_prop && w->stop) {
 			pthread_mutex_unlock(&C.lock);
 			break;
 		}
 		jobs = w->head;
 		w->head = w->tail = NULL;
+		has_prop = w->has_prop;
+		prop = w->prop;
+		prop_reqid = w->prop_reqid;
+		w->has_prop = false;
+		secure_wipe(&w->prop, sizeof(w->prop));
 		pthread_mutex_unlock(&C.lock);
+		if (has_prop) {
+			if (peer_copy(w->peer, &p) == -1)
+				key_result(prop_reqid, w->peer, prop.key_id, -1,
+				    "no such peer in the configuration");
+			else
+				propose_key(w, &p, prop_reqid, &prop);
+			secure_wipe(&prop, sizeof(prop));
+			secure_wipe(&p, sizeof(p));
+		}
+		if (jobs == NULL)
+			continue;
 		if (peer_copy(w->peer, &p) == -1) {
 			for (j = jobs; j != NULL; j = j->next)
 				report(j->change.id, w->peer, -1,
@@ -701,6 +988,49 @@ worker_thread(void *arg)
 	return NULL;
 }
 
+/* The worker of a peer, started when first needed; C.lock held. */
+static struct worker *
+worker_get(const char *peer)
+{
+	struct worker *w;
+
+	for (w = C.workers; w != NULL; w = w->next)
+		if (strcmp(w->peer, peer) == 0)
+			return w;
+	w = calloc(1, sizeof(*w));
+	if (w == NULL)
+		return NULL;
+	str_copy(w->peer, peer, sizeof(w->peer));
+	if (pthread_create(&w->thread, NULL, worker_thread, w) != 0) {
+		free(w);
+		return NULL;
+	}
+	w->next = C.workers;
+	C.workers = w;
+	return w;
+}
+
+static void
+propose(uint32_t reqid, const struct pmsg_key_propose *kp)
+{
+	struct worker *w;
+
+	pthread_mutex_lock(&C.lock);
+	w = worker_get(kp->peer);
+	if (w != NULL) {
+		/* A newer request replaces one not yet taken; the parent
+		   gets no answer for that one and times it out. */
+		w->prop = *kp;
+		w->prop_reqid = reqid;
+		w->has_prop = true;
+		pthread_cond_broadcast(&C.cond);
+	}
+	pthread_mutex_unlock(&C.lock);
+	if (w == NULL)
+		key_result(reqid, kp->peer, kp->key_id, -1,
+		    "cannot start a delivery thread");
+}
+
 static void
 deliver(const struct pmsg_deliver *d)
 {
@@ -714,23 +1044,13 @@ deliver(const struct pmsg_deliver *d)
 	}
 	j->change = d->change;
 	pthread_mutex_lock(&C.lock);
-	for (w = C.workers; w != NULL; w = w->next)
-		if (strcmp(w->peer, d->peer) == 0)
-			break;
+	w = worker_get(d->peer);
 	if (w == NULL) {
-		w = calloc(1, sizeof(*w));
-		if (w == NULL || pthread_create(&w->thread, NULL,
-		    worker_thread, w) != 0) {
-			pthread_mutex_unlock(&C.lock);
-			free(w);
-			report(d->change.id, d->peer, -1, "cannot start a "
-			    "delivery thread");
-			jobs_free(j);
-			return;
-		}
-		str_copy(w->peer, d->peer, sizeof(w->peer));
-		w->next = C.workers;
-		C.workers = w;
+		pthread_mutex_unlock(&C.lock);
+		report(d->change.id, d->peer, -1, "cannot start a delivery "
+		    "thread");
+		jobs_free(j);
+		return;
 	}
 	if (w->tail != NULL)
 		w->tail->next = j;
@@ -757,6 +1077,7 @@ verify_thread(void *arg)
 	struct mepp_client mc;
 	struct wire_conn *c;
 	struct pmsg m;
+	uint32_t caps;
 	int code;
 
 	memset(&m, 0, sizeof(m));
@@ -775,7 +1096,7 @@ verify_thread(void *arg)
 		goto done;
 	}
 	if (p.protocol == PROTO_PSYNC) {
-		c = dial(&p, &err);
+		c = dial(&p, &caps, &err);
 		if (c == NULL) {
 			m.u.vresult.code = err.code;
 			/* wire reports a failed connect as code 3, a failed
@@ -914,6 +1235,8 @@ table_swap(const struct pmsg_peers_end *e)
 	C.n_peers = C.n_staging;
 	C.staging = NULL;
 	C.n_staging = 0;
+	/* A worker may wait for a promoted key to arrive. */
+	pthread_cond_broadcast(&C.cond);
 	/* Threads read the node name without the lock: it is only written
 	   when it really changes (a reload that renames the node). */
 	if (strcmp(C.node, e->node) != 0) {
@@ -1052,6 +1375,9 @@ child_main(const struct child_setup *s)
 			break;
 		case PMSG_VERIFY:
 			verify(m.reqid, &m.u.verify);
+			break;
+		case PMSG_KEY_PROPOSE:
+			propose(m.reqid, &m.u.kpropose);
 			break;
 		case PMSG_SHUTDOWN:
 			pmsg_wipe(&m);

@@ -4,7 +4,8 @@
  * credentials must say uid 0. A request is a 32-bit big-endian length and
  * words separated by newlines (the command first); the answer is a length
  * and a status byte ('0' done, '1' failed) followed by text for a person
- * (or JSON). Only `verify` answers later: when the network child reports.
+ * (or JSON). Only `verify` and `rotate-key` answer later: when the network
+ * child reports.
  */
 #include "config.h"
 
@@ -21,6 +22,7 @@
 #include <unistd.h>
 
 #include "codes.h"
+#include "keys.h"
 #include "log.h"
 #include "parent.h"
 #include "pmsg.h"
@@ -28,13 +30,15 @@
 
 #define CONTROL_WORDS_MAX	8
 #define CONTROL_VERIFY_MS	60000
+#define CONTROL_ROTATE_MS	90000
 #define CONTROL_IDLE_MS		10000
 
 struct client {
 	int		 fd;
 	unsigned char	*buf;
 	size_t		 len;
-	uint32_t	 verify_reqid;	/* 0: none pending */
+	uint32_t	 verify_reqid;	/* 0: none pending (verify or rotate) */
+	bool		 rotating;	/* the pending request is rotate-key */
 	char		 verify_peer[FRAME_NAME_MAX + 1];
 	uint64_t	 deadline;
 };
@@ -293,8 +297,11 @@ cmd_status(struct sbuf *out, bool json)
 {
 	struct parent *p = parent_state();
 	struct queue_peer_status st;
-	struct psync_err err;
+	struct psync_err err, kerr;
+	struct key_state ks;
 	char ts[32], te[32];
+	uint64_t now = now_ms(), age;
+	bool have_keys;
 	size_t i;
 
 	if (json)
@@ -315,6 +322,12 @@ cmd_status(struct sbuf *out, bool json)
 		}
 		fmt_time(st.last_success_ms, ts, sizeof(ts));
 		fmt_time(st.last_error_ms, te, sizeof(te));
+		memset(&ks, 0, sizeof(ks));
+		have_keys = pc->protocol == PROTO_PSYNC && pc->key_file != NULL &&
+		    pc->key_file[0] != '\0' && keys_load(p->q, pc, &ks,
+		    &kerr) == 0;
+		age = have_keys && now > ks.cur_since_ms ?
+		    (now - ks.cur_since_ms) / 1000 : 0;
 		if (json) {
 			sbuf_printf(out, "%s{\"peer\":", i > 0 ? "," : "");
 			json_str(out, pc->name);
@@ -328,8 +341,16 @@ cmd_status(struct sbuf *out, bool json)
 			    (unsigned long long)st.last_error_ms);
 			json_str(out, st.last_error);
 			sbuf_printf(out, ",\"queue_depth\":%lu,"
-			    "\"oldest_age_s\":%llu}", st.depth,
+			    "\"oldest_age_s\":%llu", st.depth,
 			    (unsigned long long)(st.oldest_age_ms / 1000));
+			if (have_keys)
+				sbuf_printf(out, ",\"key_id\":%u,\"key_age_s\":"
+				    "%llu,\"key_pending_id\":%u,\"key_pending_"
+				    "from\":\"%s\"", ks.cur_id,
+				    (unsigned long long)age, ks.has_next ?
+				    ks.next_id : 0, !ks.has_next ? "" :
+				    ks.next_ours ? "us" : "peer");
+			sbuf_printf(out, "}");
 		} else {
 			sbuf_printf(out, "peer %s (%s, %s): %s\n"
 			    "  last success: %s\n"
@@ -342,7 +363,23 @@ cmd_status(struct sbuf *out, bool json)
 			    st.last_error[0] != '\0' ? ": " : "",
 			    st.last_error, st.depth,
 			    (unsigned long long)(st.oldest_age_ms / 1000));
+			if (have_keys)
+				sbuf_printf(out, "  key:          id %u, age "
+				    "%llud %02lluh%02llum%s", ks.cur_id,
+				    (unsigned long long)(age / 86400),
+				    (unsigned long long)(age / 3600 % 24),
+				    (unsigned long long)(age / 60 % 60),
+				    ks.has_next ? ", rotation pending" : "\n");
+			if (have_keys && ks.has_next)
+				sbuf_printf(out, " (key id %u, proposed by "
+				    "%s)\n", ks.next_id, ks.next_ours ?
+				    "this node" : "the peer");
+			else if (!have_keys && pc->protocol == PROTO_PSYNC &&
+			    pc->key_file != NULL && pc->key_file[0] != '\0')
+				sbuf_printf(out, "  key:          %s\n",
+				    kerr.msg);
 		}
+		keys_wipe(&ks);
 	}
 	if (json)
 		sbuf_printf(out, "]}\n");
@@ -478,6 +515,16 @@ dispatch(size_t ci, char *req, size_t len)
 			sbuf_free(&out);
 			return;
 		}
+	} else if (strcmp(w[0], "rotate-key") == 0 && nw == 2) {
+		if (parent_rotate(w[1], &clients[ci].verify_reqid,
+		    &out) == 0) {
+			str_copy(clients[ci].verify_peer, w[1],
+			    sizeof(clients[ci].verify_peer));
+			clients[ci].rotating = true;
+			clients[ci].deadline = now_ms() + CONTROL_ROTATE_MS;
+			sbuf_free(&out);
+			return;
+		}
 	} else if (strcmp(w[0], "reload") == 0) {
 		ok = parent_reload(&err) == 0;
 		sbuf_printf(&out, "%s\n", ok ? "configuration reloaded" :
@@ -539,7 +586,14 @@ control_tick(uint64_t now)
 	for (i = 0; i < n_clients; i++) {
 		if (now < clients[i].deadline)
 			continue;
-		if (clients[i].verify_reqid != 0) {
+		if (clients[i].verify_reqid != 0 && clients[i].rotating) {
+			sbuf_printf(&out, "Key for peer %s not confirmed: no "
+			    "answer from the network process in %d s; the new "
+			    "key stays pending\n", clients[i].verify_peer,
+			    CONTROL_ROTATE_MS / 1000);
+			reply(i, false, &out);
+			sbuf_free(&out);
+		} else if (clients[i].verify_reqid != 0) {
 			sbuf_printf(&out, "Secure channel to %s not checked: "
 			    "no answer from the network process in %d s\n",
 			    clients[i].verify_peer, CONTROL_VERIFY_MS / 1000);
@@ -559,7 +613,8 @@ control_verify_result(uint32_t reqid, const struct pmsg_verify_result *r)
 	size_t i;
 
 	for (i = 0; i < n_clients; i++)
-		if (clients[i].verify_reqid == reqid && reqid != 0)
+		if (clients[i].verify_reqid == reqid && reqid != 0 &&
+		    !clients[i].rotating)
 			break;
 	if (i == n_clients) {
 		log_debug("channel check %u: nobody waits for it any more",
@@ -580,5 +635,25 @@ control_verify_result(uint32_t reqid, const struct pmsg_verify_result *r)
 		    r->message);
 	}
 	reply(i, r->step == VERIFY_OK, &out);
+	sbuf_free(&out);
+}
+
+void
+control_key_result(uint32_t reqid, bool ok, const char *message)
+{
+	struct sbuf out = { NULL, 0, 0, false };
+	size_t i;
+
+	for (i = 0; i < n_clients; i++)
+		if (clients[i].verify_reqid == reqid && reqid != 0 &&
+		    clients[i].rotating)
+			break;
+	if (i == n_clients) {
+		log_debug("key rotation %u: nobody waits for it any more",
+		    reqid);
+		return;
+	}
+	sbuf_printf(&out, "%s\n", message);
+	reply(i, ok, &out);
 	sbuf_free(&out);
 }

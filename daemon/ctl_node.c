@@ -1,8 +1,8 @@
 /*
  * psyncctl commands that talk to the running psyncd over its control
- * socket (status, queue, send, verify, set-key's reload), and the two that
- * only handle key files (keygen, set-key). The socket protocol is
- * described in control.c.
+ * socket (status, queue, send, verify, rotate-key, set-key's reload), and
+ * the two that only handle key files (keygen, set-key). The socket
+ * protocol is described in control.c.
  */
 #include "config.h"
 
@@ -399,6 +399,24 @@ cmd_set_key(struct ctl *ctl, int argc, char **argv)
 done:
 	secure_wipe(key, sizeof(key));
 	secure_free_str(line);
+	config_free(conf);
+	return rc;
+}
+
+int
+cmd_rotate_key(struct ctl *ctl, int argc, char **argv)
+{
+	struct psync_config *conf = NULL;
+	const char *w[2];
+	int rc;
+
+	rc = ctl_simple(ctl, argc, argv, "rotate-key PEER", 1, 1, NULL, NULL,
+	    &conf);
+	if (rc != -1)
+		return rc == CTL_OK + 100 ? CTL_OK : rc;
+	w[0] = "rotate-key";
+	w[1] = argv[optind];
+	rc = ctl_request(conf->control_socket, w, 2);
 	config_free(conf);
 	return rc;
 }

@@ -54,6 +54,9 @@ int	parent_send_test(const char *user, const char *peer,
 int	parent_verify(const char *peer, const char *user, uint32_t *reqid,
 	    struct sbuf *out);
 
+/* Propose a new key to a peer (psyncctl rotate-key). */
+int	parent_rotate(const char *peer, uint32_t *reqid, struct sbuf *out);
+
 /* control.c */
 int	control_open(const char *path);
 void	control_close_all(void);
@@ -63,5 +66,6 @@ void	control_readable(int fd);
 void	control_tick(uint64_t now);
 void	control_verify_result(uint32_t reqid,
 	    const struct pmsg_verify_result *r);
+void	control_key_result(uint32_t reqid, bool ok, const char *message);
 
 #endif

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -192,6 +193,15 @@ get_id(struct rbuf *r, uint8_t id[FRAME_ID_LEN])
 }
 
 static void
+get_key(struct rbuf *r, unsigned char key[FRAME_KEY_LEN], const char *what)
+{
+	const unsigned char *p = take(r, FRAME_KEY_LEN, what);
+
+	if (p != NULL)
+		memcpy(key, p, FRAME_KEY_LEN);
+}
+
+static void
 put_change(struct wbuf *w, const struct frame_change *c)
 {
 	put(w, c->id, FRAME_ID_LEN);
@@ -274,6 +284,13 @@ pmsg_encode(const struct pmsg *m, unsigned char *buf, size_t cap,
 		put_u8(&w, pe->n_trusted);
 		for (i = 0; i < pe->n_trusted && i < PMSG_TRUSTED_MAX; i++)
 			put_str(&w, pe->trusted[i], PMSG_ADDR_MAX);
+		put_u32(&w, pe->key_id);
+		put_u8(&w, pe->has_next);
+		if (pe->has_next) {
+			put_u8(&w, pe->use_next);
+			put_u32(&w, pe->next_id);
+			put(&w, pe->next, FRAME_KEY_LEN);
+		}
 		break;
 	case PMSG_PEERS_END:
 		put_str(&w, m->u.peers_end.node, FRAME_NAME_MAX);
@@ -292,6 +309,27 @@ pmsg_encode(const struct pmsg *m, unsigned char *buf, size_t cap,
 		put_str(&w, m->u.verify.user, FRAME_USER_MAX);
 		break;
 	case PMSG_SHUTDOWN:
+		break;
+	case PMSG_KEY_PROPOSED:
+		put_str(&w, m->u.kproposed.peer, FRAME_NAME_MAX);
+		put_u32(&w, m->u.kproposed.auth_id);
+		put_u32(&w, m->u.kproposed.key_id);
+		put(&w, m->u.kproposed.key, FRAME_KEY_LEN);
+		break;
+	case PMSG_KEY_RESULT:
+		put_str(&w, m->u.kresult.peer, FRAME_NAME_MAX);
+		put_u32(&w, m->u.kresult.key_id);
+		put_u32(&w, (uint32_t)m->u.kresult.code);
+		put_str(&w, m->u.kresult.reason, PMSG_TEXT_MAX);
+		break;
+	case PMSG_KEY_USED:
+		put_str(&w, m->u.kused.peer, FRAME_NAME_MAX);
+		put_u32(&w, m->u.kused.key_id);
+		break;
+	case PMSG_KEY_PROPOSE:
+		put_str(&w, m->u.kpropose.peer, FRAME_NAME_MAX);
+		put_u32(&w, m->u.kpropose.key_id);
+		put(&w, m->u.kpropose.key, FRAME_KEY_LEN);
 		break;
 	default:
 		perr_set(err, PSYNC_E_PROTOCOL, "cannot encode message type %u",
@@ -316,9 +354,9 @@ pmsg_encode(const struct pmsg *m, unsigned char *buf, size_t cap,
 static bool
 type_from(uint32_t type, enum pmsg_from from)
 {
-	if (type >= PMSG_INBOUND && type <= PMSG_VERIFY_RESULT)
+	if (type >= PMSG_INBOUND && type <= PMSG_KEY_USED)
 		return from == PMSG_FROM_CHILD;
-	if (type >= PMSG_PEER && type <= PMSG_SHUTDOWN)
+	if (type >= PMSG_PEER && type <= PMSG_KEY_PROPOSE)
 		return from == PMSG_FROM_PARENT;
 	return false;
 }
@@ -426,6 +464,20 @@ pmsg_decode(const unsigned char *buf, size_t len, enum pmsg_from from,
 		for (i = 0; !r.bad && i < pe->n_trusted; i++)
 			get_str(&r, pe->trusted[i], PMSG_ADDR_MAX, true,
 			    "trusted address");
+		pe->key_id = get_u32(&r, "key id");
+		pe->has_next = get_u8(&r, "next key flag");
+		if (!r.bad && pe->has_next > 1)
+			fail(&r, "next key flag");
+		if (!r.bad && pe->has_next == 1) {
+			pe->use_next = get_u8(&r, "use next flag");
+			if (!r.bad && pe->use_next > 1)
+				fail(&r, "use next flag");
+			pe->next_id = get_u32(&r, "next key id");
+			/* Key ids only grow. */
+			if (!r.bad && pe->next_id <= pe->key_id)
+				fail(&r, "next key id");
+			get_key(&r, pe->next, "next key");
+		}
 		break;
 	case PMSG_PEERS_END:
 		get_str(&r, m->u.peers_end.node, FRAME_NAME_MAX, true, "node");
@@ -446,6 +498,38 @@ pmsg_decode(const unsigned char *buf, size_t len, enum pmsg_from from,
 		get_str(&r, m->u.verify.user, FRAME_USER_MAX, false, "user");
 		break;
 	case PMSG_SHUTDOWN:
+		break;
+	case PMSG_KEY_PROPOSED:
+		get_str(&r, m->u.kproposed.peer, FRAME_NAME_MAX, true, "peer");
+		m->u.kproposed.auth_id = get_u32(&r, "authenticated key id");
+		m->u.kproposed.key_id = get_u32(&r, "key id");
+		if (!r.bad && m->u.kproposed.key_id == 0)
+			fail(&r, "key id (0 is never proposed)");
+		get_key(&r, m->u.kproposed.key, "key");
+		break;
+	case PMSG_KEY_RESULT:
+		get_str(&r, m->u.kresult.peer, FRAME_NAME_MAX, true, "peer");
+		m->u.kresult.key_id = get_u32(&r, "key id");
+		if (!r.bad && m->u.kresult.key_id == 0)
+			fail(&r, "key id (0 is never proposed)");
+		m->u.kresult.code = (int32_t)get_u32(&r, "code");
+		if (!r.bad && (m->u.kresult.code < -1 ||
+		    m->u.kresult.code > PSYNC_CODE_MAX))
+			fail(&r, "code");
+		get_str(&r, m->u.kresult.reason, PMSG_TEXT_MAX, false, "reason");
+		break;
+	case PMSG_KEY_USED:
+		get_str(&r, m->u.kused.peer, FRAME_NAME_MAX, true, "peer");
+		m->u.kused.key_id = get_u32(&r, "key id");
+		if (!r.bad && m->u.kused.key_id == 0)
+			fail(&r, "key id (a next key is never 0)");
+		break;
+	case PMSG_KEY_PROPOSE:
+		get_str(&r, m->u.kpropose.peer, FRAME_NAME_MAX, true, "peer");
+		m->u.kpropose.key_id = get_u32(&r, "key id");
+		if (!r.bad && m->u.kpropose.key_id == 0)
+			fail(&r, "key id (0 is never proposed)");
+		get_key(&r, m->u.kpropose.key, "key");
 		break;
 	}
 	if (!r.bad && r.pos != r.len)
@@ -481,6 +565,10 @@ pmsg_type_name(uint32_t type)
 		{ PMSG_DELIVER,		"DELIVER" },
 		{ PMSG_VERIFY,		"VERIFY" },
 		{ PMSG_SHUTDOWN,	"SHUTDOWN" },
+		{ PMSG_KEY_PROPOSED,	"KEY-PROPOSED" },
+		{ PMSG_KEY_RESULT,	"KEY-RESULT" },
+		{ PMSG_KEY_USED,	"KEY-USED" },
+		{ PMSG_KEY_PROPOSE,	"KEY-PROPOSE" },
 	};
 	size_t i;
 
@@ -488,6 +576,57 @@ pmsg_type_name(uint32_t type)
 		if (names[i].type == type)
 			return names[i].name;
 	return "unknown";
+}
+
+int
+pmsg_identity_parse(const char *identity, char *name, size_t len,
+    uint32_t *key_id)
+{
+	const char *hash = strchr(identity, '#');
+	uint64_t v = 0;
+	size_t n;
+	const char *p;
+
+	*key_id = 0;
+	n = hash != NULL ? (size_t)(hash - identity) : strlen(identity);
+	if (n == 0 || n >= len)
+		return -1;
+	if (hash != NULL) {
+		/* 1 to 10 digits without a leading zero, at most 2^32-1. */
+		p = hash + 1;
+		if (*p < '1' || *p > '9' || strlen(p) > 10)
+			return -1;
+		for (; *p != '\0'; p++) {
+			if (*p < '0' || *p > '9')
+				return -1;
+			v = v * 10 + (uint64_t)(*p - '0');
+		}
+		if (v > UINT32_MAX)
+			return -1;
+	}
+	memcpy(name, identity, n);
+	name[n] = '\0';
+	*key_id = (uint32_t)v;
+	return 0;
+}
+
+int
+pmsg_identity_make(const char *name, uint32_t key_id, char *out, size_t len)
+{
+	int n;
+
+	if (strchr(name, '#') != NULL)
+		return -1;
+	if (key_id == 0)
+		n = snprintf(out, len, "%s", name);
+	else
+		n = snprintf(out, len, "%s#%u", name, key_id);
+	if (n < 0 || (size_t)n >= len || (size_t)n > PMSG_IDENTITY_MAX) {
+		if (len > 0)
+			out[0] = '\0';
+		return -1;
+	}
+	return 0;
 }
 
 const char *

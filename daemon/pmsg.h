@@ -30,6 +30,9 @@ enum pmsg_type {
 	PMSG_INBOUND		= 1,	/* a change a peer sent us */
 	PMSG_DELIVERY_RESULT	= 2,	/* what a peer answered to DELIVER */
 	PMSG_VERIFY_RESULT	= 3,	/* the outcome of VERIFY */
+	PMSG_KEY_PROPOSED	= 4,	/* a peer proposed a new key */
+	PMSG_KEY_RESULT		= 5,	/* what a peer answered KEY_PROPOSE */
+	PMSG_KEY_USED		= 6,	/* a handshake used a peer's next key */
 	/* parent -> child */
 	PMSG_PEER		= 16,	/* one peer of the new table */
 	PMSG_PEERS_END		= 17,	/* the table is complete: swap it in */
@@ -37,7 +40,21 @@ enum pmsg_type {
 	PMSG_DELIVER		= 19,	/* send this change to this peer */
 	PMSG_VERIFY		= 20,	/* check the channel to a peer */
 	PMSG_SHUTDOWN		= 21,	/* finish and exit */
+	PMSG_KEY_PROPOSE	= 22,	/* propose this key to this peer */
 };
+
+/*
+ * Key ids in PSK identities: a key made by keygen or set-key has id 0 and
+ * the identity is the node name; a rotated key has id N > 0 and the
+ * identity "NAME#N". Node names never contain '#'.
+ */
+#define PMSG_IDENTITY_MAX	FRAME_NAME_MAX
+/* Split an identity into the node name and the key id; -1 if malformed. */
+int	pmsg_identity_parse(const char *identity, char *name, size_t len,
+	    uint32_t *key_id);
+/* Build the identity for a node name and key id; -1 if it does not fit. */
+int	pmsg_identity_make(const char *name, uint32_t key_id, char *out,
+	    size_t len);
 
 /* The steps of a channel check, in the order they are taken. */
 enum pmsg_verify_step {
@@ -84,6 +101,14 @@ struct pmsg_peer {
 	unsigned char	key[PMSG_KEYTEXT_MAX + 1];	/* NUL-terminated too */
 	uint8_t		n_trusted;
 	char		trusted[PMSG_TRUSTED_MAX][PMSG_ADDR_MAX + 1];
+	/* psync PSKs: the current key's id, and during a rotation the next
+	   key (a higher id), accepted as well; use_next: dial with it (the
+	   peer proposed it, so it holds it). */
+	uint32_t	key_id;
+	uint8_t		has_next;
+	uint8_t		use_next;
+	uint32_t	next_id;
+	unsigned char	next[FRAME_KEY_LEN];
 };
 
 struct pmsg_peers_end {
@@ -99,6 +124,36 @@ struct pmsg_inbound_result {
 struct pmsg_deliver {
 	char		peer[FRAME_NAME_MAX + 1];
 	struct frame_change change;
+};
+
+/* KEY_PROPOSED: a peer sent KEY-PROPOSE over a connection that
+   authenticated as that peer with key auth_id. */
+struct pmsg_key_proposed {
+	char		peer[FRAME_NAME_MAX + 1];
+	uint32_t	auth_id;
+	uint32_t	key_id;		/* > 0 */
+	unsigned char	key[FRAME_KEY_LEN];
+};
+
+/* KEY_PROPOSE: parent to child, the same fields for our own proposal. */
+struct pmsg_key_propose {
+	char		peer[FRAME_NAME_MAX + 1];
+	uint32_t	key_id;		/* > 0 */
+	unsigned char	key[FRAME_KEY_LEN];
+};
+
+/* KEY_RESULT: 0 the peer confirmed, -1 unreachable, else its code. */
+struct pmsg_key_result {
+	char		peer[FRAME_NAME_MAX + 1];
+	uint32_t	key_id;
+	int32_t		code;
+	char		reason[PMSG_TEXT_MAX + 1];
+};
+
+/* KEY_USED: a handshake with peer used our next key, key_id. */
+struct pmsg_key_used {
+	char		peer[FRAME_NAME_MAX + 1];
+	uint32_t	key_id;		/* > 0 */
 };
 
 struct pmsg_verify {
@@ -118,6 +173,10 @@ struct pmsg {
 		struct pmsg_inbound_result	iresult;
 		struct pmsg_deliver		deliver;
 		struct pmsg_verify		verify;
+		struct pmsg_key_proposed	kproposed;
+		struct pmsg_key_propose		kpropose;
+		struct pmsg_key_result		kresult;
+		struct pmsg_key_used		kused;
 	} u;
 };
 

@@ -33,6 +33,7 @@ static const struct {
 	{ "verify",	cmd_verify,	"verify PEER [--user USER]" },
 	{ "keygen",	cmd_keygen,	"keygen [FILE]" },
 	{ "set-key",	cmd_set_key,	"set-key PEER  (64 hex digits on stdin)" },
+	{ "rotate-key",	cmd_rotate_key,	"rotate-key PEER" },
 };
 
 static void
