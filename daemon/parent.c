@@ -712,7 +712,23 @@ struct inb {
 	char			 local[NAME_MAX_LEN];
 	bool			 live;	/* still to be applied */
 	char			 hex[QUEUE_ID_HEX_LEN + 1];
+	size_t			 beaten_by;	/* 1 + the newer change's index */
+	int			 code;		/* what it was answered */
+	char			 reason[PMSG_TEXT_MAX + 1];
 };
+
+/* Answer a change of the batch, and remember the answer. */
+static void __attribute__((format(printf, 3, 4)))
+inb_answer(struct inb *b, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(b->reason, sizeof(b->reason), fmt, ap);
+	va_end(ap);
+	b->code = code;
+	answer(b->p->reqid, code, "%s", b->reason);
+}
 
 static bool
 inbound_precheck(struct inb *b)
@@ -840,11 +856,12 @@ inbound_batch(struct pending_in *pend, size_t n)
 			    bs[i].p->in.mepp_type == 2 ||
 			    strcmp(bs[i].local, bs[j].local) != 0)
 				continue;
+			/* Answered once the newer one's fate is known. */
 			if (queue_change_cmp(bs[i].p->in.change.time_ms,
 			    bs[i].p->in.change.id, bs[j].p->in.change.time_ms,
 			    bs[j].p->in.change.id) < 0) {
 				bs[i].live = false;
-				answer(bs[i].p->reqid, PSYNC_OK, "superseded");
+				bs[i].beaten_by = j + 1;
 			}
 		}
 	}
@@ -864,16 +881,18 @@ inbound_batch(struct pending_in *pend, size_t n)
 		    FRAME_SECRET_CLEARTEXT ?
 		    (const char *)bs[i].p->in.change.secret : NULL;
 		if (!lookup_ok) {
-			answer(bs[i].p->reqid, PSYNC_E_OPEN, "cannot read the "
+			inb_answer(&bs[i], PSYNC_E_OPEN, "cannot read the "
 			    "account files");
 			continue;
 		}
 		if (policy_check(P.pol, &req, &v, NULL, NULL) != PSYNC_OK) {
 			inbound_refused(&bs[i], &v);
+			bs[i].code = v.code;
+			str_copy(bs[i].reason, v.reason, sizeof(bs[i].reason));
 			continue;
 		}
 		if (bs[i].p->in.mepp_type == 2) {
-			answer(bs[i].p->reqid, PSYNC_OK, "would be accepted");
+			inb_answer(&bs[i], PSYNC_OK, "would be accepted");
 			continue;
 		}
 		/* The store wants the name as the files spell it. */
@@ -915,7 +934,7 @@ inbound_batch(struct pending_in *pend, size_t n)
 				    "applied: code %d (%s): %s", b->hex,
 				    b->local, b->p->in.peer, sr[j].code,
 				    code_reason(sr[j].code), sr[j].reason);
-			answer(b->p->reqid, sr[j].code, "%s", sr[j].reason);
+			inb_answer(b, sr[j].code, "%s", sr[j].reason);
 			continue;
 		}
 		if (queue_applied_add(P.q, c->id, b->local, c->time_ms,
@@ -934,8 +953,25 @@ inbound_batch(struct pending_in *pend, size_t n)
 			    "%s", b->hex, err.msg);
 		if (nt > 0)
 			P.deliver_soon = true;
-		answer(b->p->reqid, PSYNC_OK, "%s",
-		    store_outcome_name(sr[j].outcome));
+		inb_answer(b, PSYNC_OK, "%s", store_outcome_name(sr[j].outcome));
+	}
+	/*
+	 * An older change beaten by a newer one in the same batch is
+	 * superseded only if the newer one took; otherwise it gets the newer
+	 * one's failure, so that its sender tries again.
+	 */
+	for (i = 0; i < n; i++) {
+		size_t w = i, hops = 0;
+
+		if (bs[i].beaten_by == 0)
+			continue;
+		while (bs[w].beaten_by != 0 && hops++ < n)
+			w = bs[w].beaten_by - 1;
+		if (bs[w].code == PSYNC_OK)
+			answer(bs[i].p->reqid, PSYNC_OK, "superseded");
+		else
+			answer(bs[i].p->reqid, bs[w].code, "a newer change for "
+			    "%s failed here: %s", bs[i].local, bs[w].reason);
 	}
 done:
 	if (accts != NULL)

@@ -365,8 +365,11 @@ ok "a spool file that does not unseal is set aside in bad/, and the others still
 t_store_fail() {
 	mv "$tmp/B/shadow" "$tmp/B/shadow.away"
 	drop A bob "Bob-Pass-2" >/dev/null
-	wait_for 10 sh -c "grep -q 'refused change .* for bob for now' '$tmp/A/log'" || return 1
-	ctl A status | grep -A3 "peer B" | grep -q "queue depth:  1" || return 1
+	wait_for 10 sh -c "grep -q 'refused change .* for bob for now' '$tmp/A/log'" ||
+		{ echo "A never logged B's refusal"; tail -n 20 "$tmp/A/log"; return 1; }
+	ctl A status >"$tmp/st" 2>&1
+	grep -A3 "peer B" "$tmp/st" | grep -q "queue depth:  1" ||
+		{ echo "expected queue depth 1 for B:"; cat "$tmp/st"; return 1; }
 	mv "$tmp/B/shadow.away" "$tmp/B/shadow"
 	wait_for 15 hash_is B bob "Bob-Pass-2"
 }
