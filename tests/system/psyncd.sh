@@ -97,7 +97,7 @@ EOF
 	for u in root sysacct alice bob carol dave; do
 		echo "$u:\$6\$x\$initialhash:19000:0:99999:7:::" >>"$d/shadow"
 	done
-	for i in $(seq 1 10); do
+	for i in $(seq 1 50); do
 		echo "u$i:x:$((2000 + i)):100::/:/bin/sh" >>"$d/passwd"
 		echo "u$i:\$6\$x\$initialhash:19000:0:99999:7:::" >>"$d/shadow"
 	done
@@ -268,15 +268,18 @@ t_outage() {
 ok "B down, change made, B back: it arrives exactly once without a manual step" t_outage
 
 t_crash() {
-	total=300
+	total=1000
 	i=1
 	ts=$(($(date +%s) * 1000))
 	kills=0
+	: >"$tmp/ids"
 	while [ $i -le $total ]; do
-		u=u$((i % 10 + 1))
-		drop A "$u" "Pw-$u-$i" $((ts + i)) >/dev/null || return 1
+		u=u$((i % 50 + 1))
+		name=$(drop A "$u" "Pw-$u-$i" $((ts + i))) || return 1
+		# The spool name is TIME-ID.chg: remember which id is change i.
+		echo "$(echo "$name" | cut -c18-49) $i" >>"$tmp/ids"
 		echo "$u Pw-$u-$i" >>"$tmp/last"
-		if [ $((i % 60)) = 0 ]; then
+		if [ $((i % 200)) = 0 ]; then
 			sleep 0.$(((i * 7 + $$) % 9 + 1))
 			c=$(pgrep -P "$pid_a" psyncd-net)
 			kill -KILL "$pid_a"
@@ -288,15 +291,31 @@ t_crash() {
 		fi
 		i=$((i + 1))
 	done
-	for k in $(seq 1 10); do
+	for k in $(seq 1 50); do
 		last=$(grep "^u$k " "$tmp/last" | tail -1 | cut -d' ' -f2)
 		wait_for 30 hash_is B "u$k" "$last" ||
 		{ echo "u$k: not the last password $last"; return 1; }
 	done
+	# B's log, in order: for each user, the changes applied there must
+	# have been made in that order (never an older after a newer one).
+	awk 'NR == FNR { seq[$1] = $2; next }
+	    / from peer A: applied$/ {
+		for (f = 1; f <= NF; f++) if ($f == "change") id = $(f + 1)
+		for (f = 1; f <= NF; f++) if ($f == "for") user = $(f + 1)
+		if (!(id in seq)) next
+		n++
+		if (seq[id] < last[user]) {
+			printf "%s: change %d applied after change %d\n", user, seq[id], last[user]
+			bad++
+		}
+		last[user] = seq[id]
+	    }
+	    END { printf "%d of the stream applied on B, %d out of order\n", n, bad; exit bad > 0 || n < 50 }' \
+	    "$tmp/ids" "$tmp/B/log" || return 1
 	echo "$kills SIGKILLs"
 	[ "$kills" -ge 4 ]
 }
-ok "SIGKILL of A during 300 changes over 10 users: every user's final password on B is the last one set" t_crash
+ok "SIGKILL of A during 1,000 changes over 50 users: every user's final password on B is the last one set, and none older after newer" t_crash
 
 t_wrong_key() {
 	"$PSYNCCTL" keygen >"$tmp/wrong.hex"
