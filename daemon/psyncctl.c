@@ -64,21 +64,32 @@ ctl_load_config(const struct ctl *ctl)
 char *
 ctl_read_secret_line(const char *what)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
+	/* A fixed buffer: getline() leaves unwiped copies when it grows. */
+	char buf[1024], *line = NULL;
+	size_t n = 0;
+	int c;
 
-	n = getline(&line, &cap, stdin);
-	if (n <= 0) {
-		fprintf(stderr, "psyncctl: expected %s on standard input\n", what);
-		secure_wipe(line, cap);
-		free(line);
-		return NULL;
+	while ((c = getc(stdin)) != EOF && c != '\n') {
+		if (c == '\0' || n == sizeof(buf) - 1) {
+			fprintf(stderr, "psyncctl: %s on standard input is longer "
+			    "than %zu bytes or holds a NUL byte\n", what,
+			    sizeof(buf) - 1);
+			goto done;
+		}
+		buf[n++] = (char)c;
 	}
-	if (line[n - 1] == '\n')
-		line[--n] = '\0';
-	if (n > 0 && line[n - 1] == '\r')
-		line[--n] = '\0';
+	if (n == 0 && c == EOF) {
+		fprintf(stderr, "psyncctl: expected %s on standard input\n", what);
+		goto done;
+	}
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	buf[n] = '\0';
+	line = strdup(buf);
+	if (line == NULL)
+		fprintf(stderr, "psyncctl: out of memory\n");
+done:
+	secure_wipe(buf, sizeof(buf));
 	return line;
 }
 

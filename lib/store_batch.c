@@ -14,6 +14,9 @@
 
 #include "codes.h"
 #include "store.h"
+
+/* A user name, a colon, a secret, a line end: far below this. */
+#define STORE_LINE_MAX	4096
 #include "util.h"
 
 void
@@ -65,23 +68,40 @@ int
 store_batch_read(struct store_batch *batch, FILE *in,
     enum store_secret_kind kind, struct psync_err *err)
 {
-	char *line = NULL, *colon;
-	size_t cap = 0;
-	ssize_t len;
-	int lineno = 0, rc = -1;
+	/*
+	 * One fixed buffer, wiped after every line: getline() would leave
+	 * unwiped copies of earlier lines behind whenever it grew its buffer.
+	 */
+	char line[STORE_LINE_MAX], *colon;
+	size_t len;
+	int lineno = 0, rc = -1, c;
 
-	while ((len = getline(&line, &cap, in)) != -1) {
+	for (;;) {
+		len = 0;
+		while ((c = getc(in)) != EOF && c != '\n') {
+			if (c == '\0') {
+				perr_set(err, PSYNC_E_PROTOCOL, "input line %d: "
+				    "contains a NUL byte", lineno + 1);
+				goto done;
+			}
+			if (len == sizeof(line) - 1) {
+				perr_set(err, PSYNC_E_PROTOCOL, "input line %d: "
+				    "longer than %d bytes", lineno + 1,
+				    STORE_LINE_MAX - 1);
+				goto done;
+			}
+			line[len++] = (char)c;
+		}
+		if (c == EOF && len == 0)
+			break;
+		line[len] = '\0';
 		lineno++;
-		if (len > 0 && line[len - 1] == '\n')
-			line[--len] = '\0';
 		if (len > 0 && line[len - 1] == '\r')
 			line[--len] = '\0';
-		if (len == 0)
+		if (len == 0) {
+			if (c == EOF)
+				break;
 			continue;
-		if ((size_t)len != strlen(line)) {
-			perr_set(err, PSYNC_E_PROTOCOL,
-			    "input line %d: contains a NUL byte", lineno);
-			goto done;
 		}
 		colon = strchr(line, ':');
 		if (colon == NULL || colon == line) {
@@ -92,7 +112,9 @@ store_batch_read(struct store_batch *batch, FILE *in,
 		*colon = '\0';
 		if (store_batch_add(batch, line, kind, colon + 1, err) == -1)
 			goto done;
-		secure_wipe(line, cap);
+		secure_wipe(line, sizeof(line));
+		if (c == EOF)
+			break;
 	}
 	if (ferror(in)) {
 		perr_set(err, PSYNC_E_PROTOCOL, "reading input: %s",
@@ -101,10 +123,7 @@ store_batch_read(struct store_batch *batch, FILE *in,
 	}
 	rc = 0;
 done:
-	if (line != NULL) {
-		secure_wipe(line, cap);
-		free(line);
-	}
+	secure_wipe(line, sizeof(line));
 	return rc;
 }
 

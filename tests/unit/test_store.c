@@ -632,6 +632,58 @@ test_line_parser_field_counts_and_numbers(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* store_batch_read: the chpasswd-style input of psyncctl apply. */
+static int
+read_batch(const char *text, size_t len, struct store_batch *b,
+    struct psync_err *err)
+{
+	FILE *f = fmemopen((void *)(uintptr_t)text, len, "r");
+	int rc;
+
+	assert_non_null(f);
+	store_batch_init(b);
+	rc = store_batch_read(b, f, STORE_SECRET_CLEARTEXT, err);
+	fclose(f);
+	return rc;
+}
+
+static void
+test_batch_input_lines_and_their_errors(void **state)
+{
+	static const char ok[] = "alice:Pw:with:colons\r\n\nbob:B0b\ncarol:last";
+	static const char nul[] = "alice:Pw\nbob:B\0b\n";
+	struct store_batch b;
+	struct psync_err err;
+	char *big;
+
+	(void)state;
+	assert_int_equal(read_batch(ok, sizeof(ok) - 1, &b, &err), 0);
+	assert_int_equal(b.n, 3);
+	assert_string_equal(b.changes[0].user, "alice");
+	assert_string_equal(b.changes[0].secret, "Pw:with:colons");
+	assert_string_equal(b.changes[2].user, "carol");
+	assert_string_equal(b.changes[2].secret, "last");
+	store_batch_free(&b);
+
+	assert_int_equal(read_batch(nul, sizeof(nul) - 1, &b, &err), -1);
+	assert_string_equal(err.msg, "input line 2: contains a NUL byte");
+	store_batch_free(&b);
+
+	assert_int_equal(read_batch("a:b\n:nouser\n", 12, &b, &err), -1);
+	assert_string_equal(err.msg, "input line 2: expected user:password");
+	store_batch_free(&b);
+
+	big = malloc(5000);
+	assert_non_null(big);
+	memset(big, 'x', 5000);
+	big[0] = 'u';
+	big[1] = ':';
+	assert_int_equal(read_batch(big, 5000, &b, &err), -1);
+	assert_string_equal(err.msg, "input line 1: longer than 4095 bytes");
+	store_batch_free(&b);
+	free(big);
+}
+
 int
 main(void)
 {
@@ -657,6 +709,7 @@ main(void)
 		T(test_invalid_user_and_empty_password_are_refused),
 		T(test_nis_make_runs_after_a_change_and_failure_is_code_10),
 		cmocka_unit_test(test_line_parser_field_counts_and_numbers),
+		cmocka_unit_test(test_batch_input_lines_and_their_errors),
 	};
 
 	log_set_level(LOG_ERR);
