@@ -16,6 +16,7 @@
 #include "codes.h"
 #include "policy.h"
 #include "psyncctl.h"
+#include "seal.h"
 #include "store.h"
 #include "util.h"
 
@@ -25,6 +26,28 @@ usage(FILE *out)
 	fprintf(out, "usage: psyncctl apply [-c FILE] [-e]\n"
 	    "  reads user:password lines on standard input; with -e the\n"
 	    "  secrets are crypt hashes ($y$, $6$, $5$, $2b$), stored as they are\n");
+}
+
+/*
+ * Fingerprints let the store skip the verify for passwords it knows to be
+ * new (lib/store_fp.c). They need the host key: on a host where psyncd
+ * never made one, every change is verified.
+ */
+static void
+apply_fingerprints(const struct psync_config *conf)
+{
+	unsigned char key[SEAL_KEY_LEN];
+	struct psync_err err;
+
+	if (conf->store.type != STORE_FILES || !conf->store.fingerprints)
+		return;
+	perr_clear(&err);
+	if (seal_key_load(conf->queue.host_key_file, 0, key, &err) == 0)
+		(void)store_fp_enable(conf->queue.directory, key, &err);
+	if (err.code != PSYNC_OK && err.code != PSYNC_E_FILE_NOT_FOUND)
+		fprintf(stderr, "psyncctl apply: warning: %s; every change is "
+		    "verified against the stored hash\n", err.msg);
+	secure_wipe(key, sizeof(key));
 }
 
 int
@@ -131,8 +154,11 @@ cmd_apply(struct ctl *ctl, int argc, char **argv)
 			goto done;
 		}
 	}
-	if (accepted.n > 0)
+	if (accepted.n > 0) {
+		apply_fingerprints(conf);
 		store_apply(&conf->store, accepted.changes, accepted.n, results);
+		store_fp_disable();
+	}
 	for (i = 0, a = 0; i < batch.n; i++) {
 		if (verdicts[i].code != PSYNC_OK) {
 			printf("%s: %d refused: %s\n", names[i], verdicts[i].code,

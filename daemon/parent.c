@@ -1842,6 +1842,10 @@ parent_main(const struct psyncd_opts *opts)
 		log_warnx("queue: %s", err.msg);
 		goto done;
 	}
+	if (P.conf->store.type == STORE_FILES && P.conf->store.fingerprints &&
+	    store_fp_enable(P.conf->queue.directory, P.host_key, &err) == -1)
+		log_warnx("store: %s; every change is verified against the "
+		    "stored hash", err.msg);
 	P.pol = policy_new(P.conf, &err);
 	if (P.pol == NULL) {
 		log_warnx("policy: %s", err.msg);
@@ -1879,6 +1883,7 @@ done:
 		close(P.sig_fd);
 	if (P.child_fd != -1)
 		close(P.child_fd);
+	store_fp_disable();
 	queue_close(P.q);
 	policy_free(P.pol);
 	config_free(P.conf);

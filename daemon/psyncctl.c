@@ -58,7 +58,13 @@ print_problem(void *ctx, const char *message)
 struct psync_config *
 ctl_load_config(const struct ctl *ctl)
 {
-	return config_load(ctl->config_path, true, print_problem, NULL);
+	struct psync_config *conf;
+
+	conf = config_load(ctl->config_path, true, print_problem, NULL);
+	/* Messages on standard error follow the configured log level. */
+	if (conf != NULL)
+		log_set_level(conf->log.level);
+	return conf;
 }
 
 char *

@@ -542,6 +542,7 @@ static cfg_opt_t store_opts[] = {
 	CFG_STR("samba-private-dir",	"/var/lib/samba/private", CFGF_NONE),
 	CFG_INT_CB("lock-timeout",	15,		CFGF_NONE, parse_duration),
 	CFG_INT_CB("hash-threads",	0,		CFGF_NONE, parse_count),
+	CFG_BOOL("fingerprints",	cfg_true,	CFGF_NONE),
 	CFG_END()
 };
 
@@ -790,6 +791,7 @@ convert(cfg_t *root, const char *path)
 	c->store.samba_private_dir = dup_str(cfg_getstr(s, "samba-private-dir"));
 	c->store.lock_timeout = (unsigned int)cfg_getint(s, "lock-timeout");
 	c->store.hash_threads = (unsigned int)cfg_getint(s, "hash-threads");
+	c->store.fingerprints = cfg_getbool(s, "fingerprints");
 
 	s = cfg_getsec(root, "policy");
 	c->policy.sync_users = dup_str(cfg_getstr(s, "sync-users"));

@@ -64,6 +64,7 @@ struct store_conf {
 	char		*samba_private_dir;
 	unsigned int	 lock_timeout;	/* seconds to wait for lckpwdf */
 	unsigned int	 hash_threads;	/* 0: one per core */
+	bool		 fingerprints;	/* skip verifies they prove needless */
 };
 
 struct policy_conf {

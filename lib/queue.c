@@ -554,88 +554,6 @@ change_aad(const uint8_t id[FRAME_ID_LEN], char aad[QUEUE_AAD_LEN])
 	snprintf(aad, QUEUE_AAD_LEN, "%s%s", QUEUE_AAD_PREFIX, hex);
 }
 
-/* A directory others could write would let them swap our database. */
-static int
-check_dir(const char *dir, struct psync_err *err)
-{
-	struct stat st;
-
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
-		perr_set(err, PSYNC_E_OPEN, "queue directory %s: cannot create: "
-		    "%s", dir, strerror(errno));
-		return -1;
-	}
-	if (lstat(dir, &st) == -1) {
-		perr_set(err, PSYNC_E_OPEN, "queue directory %s: %s", dir,
-		    strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
-		perr_set(err, PSYNC_E_OPEN, "queue directory %s: not a "
-		    "directory", dir);
-		return -1;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		perr_set(err, PSYNC_E_OPEN, "queue directory %s: refused: owned "
-		    "by uid %u, must be owned by root", dir,
-		    (unsigned)st.st_uid);
-		return -1;
-	}
-	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
-		perr_set(err, PSYNC_E_OPEN, "queue directory %s: refused: group- "
-		    "or world-writable (mode %04o); run chmod go-w on it", dir,
-		    (unsigned)(st.st_mode & 07777));
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Create the database file 0600 ourselves (SQLite would honour the umask),
- * and refuse one, or a leftover journal, that others can write.
- */
-static int
-check_files(const char *path, struct psync_err *err)
-{
-	static const char *const suffixes[] = { "-wal", "-shm" };
-	char side[PATH_MAX];
-	size_t i;
-	int fd, rc;
-
-	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
-	    0600);
-	if (fd == -1) {
-		perr_set(err, PSYNC_E_OPEN, "queue %s: cannot open: %s", path,
-		    strerror(errno));
-		return -1;
-	}
-	rc = file_check_trusted(fd, path, false, err);
-	close(fd);
-	if (rc == -1)
-		return -1;
-	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
-		if ((size_t)snprintf(side, sizeof(side), "%s%s", path,
-		    suffixes[i]) >= sizeof(side)) {
-			perr_set(err, PSYNC_E_OPEN, "queue %s: path too long",
-			    path);
-			return -1;
-		}
-		fd = open(side, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
-		if (fd == -1) {
-			if (errno == ENOENT)
-				continue;
-			perr_set(err, PSYNC_E_OPEN, "queue %s: cannot open: %s",
-			    side, strerror(errno));
-			return -1;
-		}
-		rc = file_check_trusted(fd, side, false, err);
-		close(fd);
-		if (rc == -1)
-			return -1;
-	}
-	return 0;
-}
-
 /* Run one PRAGMA and, with want, insist on its answer. */
 static int
 q_pragma(struct queue *q, const char *sql, const char *want,
@@ -815,7 +733,8 @@ queue_open(struct queue **qp, const char *dir,
 		perr_set(err, PSYNC_E_OPEN, "queue %s: path too long", dir);
 		goto done;
 	}
-	if (check_dir(dir, err) == -1 || check_files(q->path, err) == -1)
+	if (state_dir_prepare(dir, "queue", err) == -1 ||
+	    state_db_prepare(q->path, "queue", err) == -1)
 		goto done;
 #ifdef SQLITE_OPEN_NOFOLLOW
 	flags |= SQLITE_OPEN_NOFOLLOW;

@@ -53,6 +53,17 @@ size_t	store_apply(const struct store_conf *conf,
 	    const struct store_change *changes, size_t n,
 	    struct store_result *results);
 
+/*
+ * Fingerprints (lib/store_fp.c): a shortcut past the verify for passwords
+ * the files store has seen. Enable before the first batch with the
+ * directory of the database (the queue directory) and the host key;
+ * -1 with err when the database cannot be set up, and then every change
+ * is verified, as without them.
+ */
+int	store_fp_enable(const char *dir, const unsigned char host_key[32],
+	    struct psync_err *err);
+void	store_fp_disable(void);
+
 /* "applied", "unchanged", "superseded" or "failed". */
 const char *store_outcome_name(enum store_outcome outcome);
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -185,4 +186,86 @@ str_copy(char *dst, const char *src, size_t dstlen)
 		dst[n] = '\0';
 	}
 	return len;
+}
+
+/* A directory others could write would let them swap our database. */
+int
+state_dir_prepare(const char *dir, const char *what, struct psync_err *err)
+{
+	struct stat st;
+
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		perr_set(err, PSYNC_E_OPEN, "%s directory %s: cannot create: "
+		    "%s", what, dir, strerror(errno));
+		return -1;
+	}
+	if (lstat(dir, &st) == -1) {
+		perr_set(err, PSYNC_E_OPEN, "%s directory %s: %s", what, dir,
+		    strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		perr_set(err, PSYNC_E_OPEN, "%s directory %s: not a "
+		    "directory", what, dir);
+		return -1;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid()) {
+		perr_set(err, PSYNC_E_OPEN, "%s directory %s: refused: owned "
+		    "by uid %u, must be owned by root", what, dir,
+		    (unsigned)st.st_uid);
+		return -1;
+	}
+	if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+		perr_set(err, PSYNC_E_OPEN, "%s directory %s: refused: group- "
+		    "or world-writable (mode %04o); run chmod go-w on it", what,
+		    dir, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Create the database file 0600 ourselves (SQLite would honour the umask),
+ * and refuse one, or a leftover journal, that others can write.
+ */
+int
+state_db_prepare(const char *path, const char *what, struct psync_err *err)
+{
+	static const char *const suffixes[] = { "-wal", "-shm" };
+	char side[PATH_MAX];
+	size_t i;
+	int fd, rc;
+
+	fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY,
+	    0600);
+	if (fd == -1) {
+		perr_set(err, PSYNC_E_OPEN, "%s %s: cannot open: %s", what, path,
+		    strerror(errno));
+		return -1;
+	}
+	rc = file_check_trusted(fd, path, false, err);
+	close(fd);
+	if (rc == -1)
+		return -1;
+	for (i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		if ((size_t)snprintf(side, sizeof(side), "%s%s", path,
+		    suffixes[i]) >= sizeof(side)) {
+			perr_set(err, PSYNC_E_OPEN, "%s %s: path too long",
+			    what, path);
+			return -1;
+		}
+		fd = open(side, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+		if (fd == -1) {
+			if (errno == ENOENT)
+				continue;
+			perr_set(err, PSYNC_E_OPEN, "%s %s: cannot open: %s",
+			    what, side, strerror(errno));
+			return -1;
+		}
+		rc = file_check_trusted(fd, side, false, err);
+		close(fd);
+		if (rc == -1)
+			return -1;
+	}
+	return 0;
 }

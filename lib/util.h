@@ -39,6 +39,19 @@ int	file_check_trusted(int fd, const char *path, bool private,
 int	file_open_trusted(const char *path, bool private, struct psync_err *err);
 
 /*
+ * State kept under a directory such as the queue directory. what names
+ * the state in messages ("queue"). state_dir_prepare() creates dir 0700
+ * when missing and refuses one that is not root's or that others can
+ * write; state_db_prepare() creates the database file 0600 (SQLite would
+ * honour the umask) and refuses it, or a leftover -wal/-shm file, when
+ * others could write it.
+ */
+int	state_dir_prepare(const char *dir, const char *what,
+	    struct psync_err *err);
+int	state_db_prepare(const char *path, const char *what,
+	    struct psync_err *err);
+
+/*
  * Number of characters in a UTF-8 string, or -1 when it is not valid UTF-8
  * (overlong forms, surrogates and truncated sequences are invalid).
  */

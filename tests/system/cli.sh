@@ -30,7 +30,7 @@ has() { grep -qF -- "$1" "$tmp/run" || { echo "expected: $1"; cat "$tmp/run"; re
 hasnt() { ! grep -qF -- "$1" "$tmp/run" || { echo "unexpected: $1"; cat "$tmp/run"; return 1; }; }
 status() { [ "$rc" -eq "$1" ] || { echo "expected exit $1, got $rc"; cat "$tmp/run"; return 1; }; }
 
-echo "1..17"
+echo "1..18"
 
 t_example() {
 	cp "$top_srcdir/conf/psync.conf.example" "$tmp/example.conf"
@@ -175,6 +175,13 @@ store {
 policy {
 	min-length = 6
 }
+queue {
+	directory = "$tmp/state"
+	host-key-file = "$tmp/host.key"
+}
+log {
+	level = debug
+}
 C
 	chmod 600 "$tmp/apply.conf"
 }
@@ -222,5 +229,28 @@ t_apply_bad() {
 	status 1 && has "standard input: input line 1: expected user:password"
 }
 ok "psyncctl apply: a malformed line is refused with its number" t_apply_bad
+
+# With a host key, the store keeps fingerprints (lib/store_fp.c): a second
+# new password for alice is known to differ without a verify.
+t_apply_fingerprints() {
+	"$PSYNCCTL" keygen "$tmp/host.key" >/dev/null 2>&1 || return 1
+	printf 'alice:N3w-Passw0rd\n' | "$PSYNCCTL" -c "$tmp/apply.conf" apply >"$tmp/run" 2>&1
+	rc=$?
+	status 0 && has "alice: 0 unchanged" &&
+	has "1 verified against the stored hash, 0 known to differ" || return 1
+	for pw in Sec0nd-Pass-A Sec0nd-Pass-B; do
+		printf 'alice:%s\n' "$pw" | "$PSYNCCTL" -c "$tmp/apply.conf" apply >"$tmp/run" 2>&1
+		rc=$?
+		status 0 && has "alice: 0 applied" && verify alice "$pw" || return 1
+		# One in 16 new passwords shares the fingerprint and is verified.
+		grep -q "0 verified against the stored hash, 1 known to differ" "$tmp/run" &&
+			break
+	done
+	grep -q "0 verified against the stored hash, 1 known to differ" "$tmp/run" &&
+	[ "$(stat -c %a "$tmp/state/fingerprints.db")" = 600 ] &&
+	[ "$(stat -c %a "$tmp/state")" = 700 ] &&
+	! grep -qaF -e Sec0nd-Pass -e N3w-Passw0rd "$tmp"/state/*
+}
+ok "psyncctl apply: with a host key, a known password's successor skips the verify; fingerprints 0600, no password" t_apply_fingerprints
 
 [ "$failed" -eq 0 ]

@@ -175,6 +175,7 @@ teardown(void **state)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
 	if (system(cmd) != 0)
 		return -1;
+	store_fp_disable();
 	free(fx->orig);
 	free(fx);
 	return 0;
@@ -630,6 +631,240 @@ test_line_parser_field_counts_and_numbers(void **state)
 	assert_int_equal(store_line_parse("#u:x:1:1::/:/b", 14, false, &l), -1);
 }
 
+/* ---- fingerprints (lib/store_fp.c) ---------------------------------- */
+
+static const unsigned char fp_key_a[32] = { 0x41, 0x42, 0x43 };
+static const unsigned char fp_key_b[32] = { 0x61, 0x62, 0x63 };
+
+static void
+fp_on(struct fixture *fx, const unsigned char *key)
+{
+	char state_dir[128];
+	struct psync_err err;
+
+	snprintf(state_dir, sizeof(state_dir), "%s/state", fx->dir);
+	if (store_fp_enable(state_dir, key, &err) == -1)
+		fail_msg("store_fp_enable: %s", err.msg);
+}
+
+/* alice's hash in the shadow file now. */
+static void
+alice_hash(struct fixture *fx, char *out, size_t outlen)
+{
+	char *now = read_all(fx->shadow);
+
+	field_of(now, "alice", 1, out, outlen);
+	free(now);
+}
+
+/*
+ * A password other than old whose tag against alice's current hash
+ * differs from old's (want_same false) or equals it (want_same true).
+ */
+static void
+pick_password(struct fixture *fx, const char *old, bool want_same,
+    char *out, size_t outlen)
+{
+	char hash[256];
+	int i, t_old;
+
+	alice_hash(fx, hash, sizeof(hash));
+	t_old = store_fp_tag("alice", hash, old);
+	assert_true(t_old >= 0);
+	for (i = 0; i < 1000; i++) {
+		snprintf(out, outlen, "candidate-%d", i);
+		if ((store_fp_tag("alice", hash, out) == t_old) == want_same)
+			return;
+	}
+	fail_msg("no candidate password found");
+}
+
+struct counts {
+	unsigned long	verified;
+	unsigned long	skipped;
+};
+
+static struct counts
+counts_now(void)
+{
+	struct counts c = { store_stat_verified, store_stat_fp_skipped };
+
+	return c;
+}
+
+/* Apply one cleartext change; how many verifies and skips it cost. */
+static struct counts
+apply_counted(struct fixture *fx, const char *pw, struct store_result *r)
+{
+	struct counts a = counts_now(), b;
+
+	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, pw, r);
+	b = counts_now();
+	b.verified -= a.verified;
+	b.skipped -= a.skipped;
+	return b;
+}
+
+static void
+test_fingerprint_proves_a_new_password_different_without_verify(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_result r;
+	struct counts c;
+	char pw[64], hash[256];
+
+	fp_on(fx, fp_key_a);
+	/* psync has not seen alice's password yet: verified, then known. */
+	c = apply_counted(fx, "alice-old", &r);
+	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	assert_int_equal(c.verified, 1);
+	assert_int_equal(c.skipped, 0);
+	pick_password(fx, "alice-old", false, pw, sizeof(pw));
+	c = apply_counted(fx, pw, &r);
+	assert_int_equal(r.outcome, STORE_APPLIED);
+	assert_int_equal(c.verified, 0);
+	assert_int_equal(c.skipped, 1);
+	alice_hash(fx, hash, sizeof(hash));
+	assert_true(store_hash_verify(pw, hash));
+	/* The password psync just wrote is known too: the same again is
+	   verified (a fingerprint never decides "unchanged" by itself). */
+	c = apply_counted(fx, pw, &r);
+	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	assert_int_equal(c.verified, 1);
+	assert_int_equal(c.skipped, 0);
+}
+
+static void
+test_fingerprint_collision_is_verified_and_applied(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_result r;
+	struct counts c;
+	char pw[64], hash[256];
+
+	fp_on(fx, fp_key_a);
+	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, "alice-old", &r);
+	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	/* Another password with the same 4-bit tag: one in 16 do. */
+	pick_password(fx, "alice-old", true, pw, sizeof(pw));
+	c = apply_counted(fx, pw, &r);
+	assert_int_equal(r.outcome, STORE_APPLIED);
+	assert_int_equal(c.verified, 1);
+	assert_int_equal(c.skipped, 0);
+	alice_hash(fx, hash, sizeof(hash));
+	assert_true(store_hash_verify(pw, hash));
+}
+
+static void
+test_fingerprint_of_a_hash_replaced_outside_psync_is_not_used(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_hash_params p = { HASH_SHA256, 1000, 1000 };
+	struct store_result r;
+	struct psync_err err;
+	struct counts c;
+	char pw[64], outside[256], line[512], *now, *changed;
+
+	fp_on(fx, fp_key_a);
+	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, "alice-old", &r);
+	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	/*
+	 * passwd sets a password whose tag against the new hash differs
+	 * from the one kept: were the kept fingerprint trusted for a hash it
+	 * does not belong to, this change would be written, not "unchanged".
+	 */
+	pick_password(fx, "alice-old", false, pw, sizeof(pw));
+	assert_int_equal(store_hash_password(&p, pw, outside, sizeof(outside),
+	    &err), 0);
+	snprintf(line, sizeof(line), "alice:%s:19000:0:99999:7:::", outside);
+	now = read_all(fx->shadow);
+	changed = replace_line(now, "alice", line);
+	write_file(fx->shadow, changed, 0640);
+	free(now);
+	free(changed);
+	c = apply_counted(fx, pw, &r);
+	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	assert_int_equal(c.verified, 1);
+	assert_int_equal(c.skipped, 0);
+}
+
+static void
+test_fingerprints_under_another_host_key_are_forgotten(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_result r;
+	struct counts c;
+	char pw[64];
+
+	fp_on(fx, fp_key_a);
+	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, "alice-old", &r);
+	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	fp_on(fx, fp_key_b);
+	pick_password(fx, "alice-old", false, pw, sizeof(pw));
+	c = apply_counted(fx, pw, &r);
+	assert_int_equal(r.outcome, STORE_APPLIED);
+	assert_int_equal(c.verified, 1);
+	assert_int_equal(c.skipped, 0);
+}
+
+static void
+test_fingerprint_database_is_private_and_holds_no_password(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_result r;
+	struct stat st;
+	char db[160], *bytes;
+
+	umask(022);
+	fp_on(fx, fp_key_a);
+	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, "Secret-Alice-9", &r);
+	assert_int_equal(r.outcome, STORE_APPLIED);
+	snprintf(db, sizeof(db), "%s/state/fingerprints.db", fx->dir);
+	assert_int_equal(stat(db, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	snprintf(db, sizeof(db), "%s/state", fx->dir);
+	assert_int_equal(stat(db, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	snprintf(db, sizeof(db), "%s/state/fingerprints.db", fx->dir);
+	bytes = read_all(db);
+	assert_null(strstr(bytes, "Secret-Alice-9"));
+	free(bytes);
+}
+
+static void
+test_broken_fingerprint_database_is_made_anew_or_refused(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_result r;
+	struct psync_err err;
+	struct counts c;
+	char dir[128], db[160], pw[64];
+
+	snprintf(dir, sizeof(dir), "%s/state", fx->dir);
+	snprintf(db, sizeof(db), "%s/fingerprints.db", dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	write_file(db, "this is not an SQLite database, not at all......."
+	    "................................................", 0600);
+	fp_on(fx, fp_key_a);
+	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, "alice-old", &r);
+	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	pick_password(fx, "alice-old", false, pw, sizeof(pw));
+	c = apply_counted(fx, pw, &r);
+	assert_int_equal(c.skipped, 1);
+
+	/* A directory others may write is refused, naming it; the store
+	   then verifies every change. */
+	store_fp_disable();
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(store_fp_enable(dir, fp_key_a, &err), -1);
+	assert_non_null(strstr(err.msg, dir));
+	assert_non_null(strstr(err.msg, "world-writable"));
+	c = apply_counted(fx, "alice-third", &r);
+	assert_int_equal(r.outcome, STORE_APPLIED);
+	assert_int_equal(c.verified, 1);
+	assert_int_equal(c.skipped, 0);
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 /* store_batch_read: the chpasswd-style input of psyncctl apply. */
@@ -708,6 +943,12 @@ main(void)
 		T(test_hashes_in_passwd_rewrites_field_2_of_passwd),
 		T(test_invalid_user_and_empty_password_are_refused),
 		T(test_nis_make_runs_after_a_change_and_failure_is_code_10),
+		T(test_fingerprint_proves_a_new_password_different_without_verify),
+		T(test_fingerprint_collision_is_verified_and_applied),
+		T(test_fingerprint_of_a_hash_replaced_outside_psync_is_not_used),
+		T(test_fingerprints_under_another_host_key_are_forgotten),
+		T(test_fingerprint_database_is_private_and_holds_no_password),
+		T(test_broken_fingerprint_database_is_made_anew_or_refused),
 		cmocka_unit_test(test_line_parser_field_counts_and_numbers),
 		cmocka_unit_test(test_batch_input_lines_and_their_errors),
 	};
