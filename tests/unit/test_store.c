@@ -706,6 +706,26 @@ apply_counted(struct fixture *fx, const char *pw, struct store_result *r)
 }
 
 static void
+assert_counts(struct counts c, unsigned long verified, unsigned long skipped)
+{
+	assert_int_equal(c.verified, verified);
+	assert_int_equal(c.skipped, skipped);
+}
+
+/* Fingerprints on, and alice's stored password ("alice-old") known. */
+static void
+fp_know_alice(struct fixture *fx)
+{
+	struct store_result r;
+	struct counts c;
+
+	fp_on(fx, fp_key_a);
+	c = apply_counted(fx, "alice-old", &r);
+	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	assert_counts(c, 1, 0);
+}
+
+static void
 test_fingerprint_proves_a_new_password_different_without_verify(void **state)
 {
 	struct fixture *fx = *state;
@@ -713,25 +733,19 @@ test_fingerprint_proves_a_new_password_different_without_verify(void **state)
 	struct counts c;
 	char pw[64], hash[256];
 
-	fp_on(fx, fp_key_a);
 	/* psync has not seen alice's password yet: verified, then known. */
-	c = apply_counted(fx, "alice-old", &r);
-	assert_int_equal(r.outcome, STORE_UNCHANGED);
-	assert_int_equal(c.verified, 1);
-	assert_int_equal(c.skipped, 0);
+	fp_know_alice(fx);
 	pick_password(fx, "alice-old", false, pw, sizeof(pw));
 	c = apply_counted(fx, pw, &r);
 	assert_int_equal(r.outcome, STORE_APPLIED);
-	assert_int_equal(c.verified, 0);
-	assert_int_equal(c.skipped, 1);
+	assert_counts(c, 0, 1);
 	alice_hash(fx, hash, sizeof(hash));
 	assert_true(store_hash_verify(pw, hash));
 	/* The password psync just wrote is known too: the same again is
 	   verified (a fingerprint never decides "unchanged" by itself). */
 	c = apply_counted(fx, pw, &r);
 	assert_int_equal(r.outcome, STORE_UNCHANGED);
-	assert_int_equal(c.verified, 1);
-	assert_int_equal(c.skipped, 0);
+	assert_counts(c, 1, 0);
 }
 
 static void
@@ -742,15 +756,12 @@ test_fingerprint_collision_is_verified_and_applied(void **state)
 	struct counts c;
 	char pw[64], hash[256];
 
-	fp_on(fx, fp_key_a);
-	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, "alice-old", &r);
-	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	fp_know_alice(fx);
 	/* Another password with the same 4-bit tag: one in 16 do. */
 	pick_password(fx, "alice-old", true, pw, sizeof(pw));
 	c = apply_counted(fx, pw, &r);
 	assert_int_equal(r.outcome, STORE_APPLIED);
-	assert_int_equal(c.verified, 1);
-	assert_int_equal(c.skipped, 0);
+	assert_counts(c, 1, 0);
 	alice_hash(fx, hash, sizeof(hash));
 	assert_true(store_hash_verify(pw, hash));
 }
@@ -765,9 +776,7 @@ test_fingerprint_of_a_hash_replaced_outside_psync_is_not_used(void **state)
 	struct counts c;
 	char pw[64], outside[256], line[512], *now, *changed;
 
-	fp_on(fx, fp_key_a);
-	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, "alice-old", &r);
-	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	fp_know_alice(fx);
 	/*
 	 * passwd sets a password whose tag against the new hash differs
 	 * from the one kept: were the kept fingerprint trusted for a hash it
@@ -784,8 +793,7 @@ test_fingerprint_of_a_hash_replaced_outside_psync_is_not_used(void **state)
 	free(changed);
 	c = apply_counted(fx, pw, &r);
 	assert_int_equal(r.outcome, STORE_UNCHANGED);
-	assert_int_equal(c.verified, 1);
-	assert_int_equal(c.skipped, 0);
+	assert_counts(c, 1, 0);
 }
 
 static void
@@ -796,15 +804,12 @@ test_fingerprints_under_another_host_key_are_forgotten(void **state)
 	struct counts c;
 	char pw[64];
 
-	fp_on(fx, fp_key_a);
-	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, "alice-old", &r);
-	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	fp_know_alice(fx);
 	fp_on(fx, fp_key_b);
 	pick_password(fx, "alice-old", false, pw, sizeof(pw));
 	c = apply_counted(fx, pw, &r);
 	assert_int_equal(r.outcome, STORE_APPLIED);
-	assert_int_equal(c.verified, 1);
-	assert_int_equal(c.skipped, 0);
+	assert_counts(c, 1, 0);
 }
 
 static void
@@ -845,9 +850,7 @@ test_broken_fingerprint_database_is_made_anew_or_refused(void **state)
 	assert_int_equal(mkdir(dir, 0700), 0);
 	write_file(db, "this is not an SQLite database, not at all......."
 	    "................................................", 0600);
-	fp_on(fx, fp_key_a);
-	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, "alice-old", &r);
-	assert_int_equal(r.outcome, STORE_UNCHANGED);
+	fp_know_alice(fx);
 	pick_password(fx, "alice-old", false, pw, sizeof(pw));
 	c = apply_counted(fx, pw, &r);
 	assert_int_equal(c.skipped, 1);
@@ -861,8 +864,7 @@ test_broken_fingerprint_database_is_made_anew_or_refused(void **state)
 	assert_non_null(strstr(err.msg, "world-writable"));
 	c = apply_counted(fx, "alice-third", &r);
 	assert_int_equal(r.outcome, STORE_APPLIED);
-	assert_int_equal(c.verified, 1);
-	assert_int_equal(c.skipped, 0);
+	assert_counts(c, 1, 0);
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
