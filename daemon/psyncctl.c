@@ -99,14 +99,20 @@ done:
 	return line;
 }
 
-int
-main(int argc, char **argv)
+/*
+ * Standard input carries passwords (apply, send, policy --password-stdin):
+ * stdio reads it through this buffer, which is wiped before exit instead
+ * of being left to stdio's own, unwiped one.
+ */
+static char stdin_buf[BUFSIZ];
+
+static int
+run(int argc, char **argv)
 {
 	struct ctl ctl = { PSYNC_DEFAULT_CONFIG, NULL };
 	int i = 1;
 	size_t c;
 
-	log_init("psyncctl", LOG_TARGET_STDERR, LOG_AUTHPRIV);
 	while (i < argc && argv[i][0] == '-') {
 		if (strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
 			ctl.config_path = argv[i + 1];
@@ -133,4 +139,19 @@ main(int argc, char **argv)
 	fprintf(stderr, "psyncctl: unknown command '%s'\n", argv[i]);
 	usage(stderr);
 	return CTL_USAGE;
+}
+
+int
+main(int argc, char **argv)
+{
+	int rc;
+
+	log_init("psyncctl", LOG_TARGET_STDERR, LOG_AUTHPRIV);
+	if (setvbuf(stdin, stdin_buf, _IOFBF, sizeof(stdin_buf)) != 0) {
+		fprintf(stderr, "psyncctl: cannot set up standard input\n");
+		return CTL_FAIL;
+	}
+	rc = run(argc, argv);
+	secure_wipe(stdin_buf, sizeof(stdin_buf));
+	return rc;
 }
