@@ -54,6 +54,12 @@
 #define DUE_BATCH		256
 #define INFLIGHT_MAX		4096
 #define INFLIGHT_TIMEOUT_MS	(120 * 1000)
+/*
+ * CHANGEs in flight to one peer. The network child does not read while a
+ * write blocks, so the bytes in flight each way must fit in the sockets'
+ * buffers (doc/protocol.md, "Pipelining"): 128 CHANGEs are at most ~80 KB.
+ */
+#define PEER_INFLIGHT_MAX	128
 #define WARN_EVERY_MS		(60 * 1000)
 #define STALE_TMP_SECONDS	60
 #define INBOUND_BATCH_MAX	512
@@ -543,6 +549,15 @@ inflight_remove(struct inflight *f)
 	*f = P.inflight[--P.n_inflight];
 }
 
+/* The peer's place in the configuration; n_peers for one not in it. */
+static size_t
+peer_index(const char *name)
+{
+	const struct peer_conf *pc = config_find_peer(P.conf, name);
+
+	return pc != NULL ? (size_t)(pc - P.conf->peers) : P.conf->n_peers;
+}
+
 static void
 deliver_due(void)
 {
@@ -552,6 +567,7 @@ deliver_due(void)
 	struct inflight *f;
 	const struct peer_conf *pc;
 	uint64_t now = now_ms();
+	size_t *per_peer = NULL;
 	long n, i;
 
 	/* A child that never answered (it restarts its connection) gets the
@@ -565,11 +581,28 @@ deliver_due(void)
 		log_warnx("queue: %s", err.msg);
 		return;
 	}
+	if (n == 0)
+		return;
+	per_peer = calloc(P.conf->n_peers + 1, sizeof(*per_peer));
+	if (per_peer == NULL) {
+		log_warnx("deliveries: out of memory");
+		goto done;
+	}
+	for (i = 0; i < (long)P.n_inflight; i++)
+		per_peer[peer_index(P.inflight[i].peer)]++;
 	for (i = 0; i < n; i++) {
 		if (inflight_find(items[i].change.id, items[i].peer) != NULL ||
 		    P.n_inflight >= INFLIGHT_MAX)
 			continue;
 		pc = config_find_peer(P.conf, items[i].peer);
+		if (pc != NULL &&
+		    per_peer[peer_index(pc->name)] >= PEER_INFLIGHT_MAX) {
+			if (per_peer[peer_index(pc->name)]++ == PEER_INFLIGHT_MAX)
+				log_debug("peer %s: %d changes in flight; the "
+				    "next wait for their results", pc->name,
+				    PEER_INFLIGHT_MAX);
+			continue;
+		}
 		if (pc == NULL) {
 			/* Removed from the configuration: give it up. */
 			(void)queue_drop(P.q, items[i].change.id,
@@ -593,8 +626,11 @@ deliver_due(void)
 		str_copy(f->peer, pc->name, sizeof(f->peer));
 		str_copy(f->user, items[i].change.user, sizeof(f->user));
 		f->sent_ms = now;
+		per_peer[peer_index(pc->name)]++;
 		send_child(&m);
 	}
+done:
+	free(per_peer);
 	secure_wipe(items, (size_t)(n > 0 ? n : 0) * sizeof(*items));
 }
 

@@ -38,7 +38,7 @@ trap 'exit 1' INT TERM
 
 base=$((20000 + $$ % 20000))
 port_a=$base port_b=$((base + 1)) port_mb=$((base + 2))
-NODE_USERS=50
+NODE_USERS=300
 . "$top_srcdir/tests/lib/nodes.sh"
 
 mepp_peer="peer \"winb\" {
@@ -62,7 +62,7 @@ sed -i "s/^listen mepp {/listen mepp {\n\taddress = \"127.0.0.1\"\n\tport = $por
 cp "$tmp/A/keys/B.key" "$tmp/B/keys/A.key"
 "$PSYNCCTL" keygen "$tmp/wrong.key" >/dev/null
 
-echo "1..14"
+echo "1..15"
 
 t_start() {
 	"$PSYNCD" -t -c "$tmp/A/psync.conf" && "$PSYNCD" -t -c "$tmp/B/psync.conf" &&
@@ -120,6 +120,36 @@ t_outage() {
 	[ "$c" = 1 ] || { echo "bob applied $c times"; return 1; }
 }
 ok "B down, change made, B back: it arrives exactly once without a manual step" t_outage
+
+# all_hold NODE PREFIX N: users u1..uN on NODE hold PREFIX-uK
+all_hold() {
+	python3 -W ignore - "$tmp/$1/shadow" "$2" "$3" <<'EOF'
+import crypt, sys
+path, prefix, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+hashes = {}
+for line in open(path):
+    f = line.split(":")
+    hashes[f[0]] = f[1]
+bad = [u for u in ("u%d" % k for k in range(1, n + 1))
+       if crypt.crypt("%s-%s" % (prefix, u), hashes.get(u, "*")) != hashes.get(u)]
+print("%d of %d users do not hold their new password yet" % (len(bad), n))
+sys.exit(1 if bad else 0)
+EOF
+}
+
+t_backlog() {
+	stop B
+	for k in $(seq 1 300); do
+		drop A "u$k" "Backlog-u$k" >/dev/null || return 1
+	done
+	wait_for 15 sh -c "ctl_status=\$(\"$PSYNCCTL\" -c \"$tmp/A/psync.conf\" status) &&
+	    echo \"\$ctl_status\" | grep -A3 'peer B' | grep -q 'queue depth:  300'" || return 1
+	start B || return 1
+	wait_for 60 all_hold B Backlog 300 || return 1
+	# A held the rest back while 128 waited for their results.
+	grep -q "peer B: 128 changes in flight; the next wait" "$tmp/A/log"
+}
+ok "B down, 300 users changed, B back: all arrive, never more than 128 in flight to B" t_backlog
 
 t_crash() {
 	total=1000
