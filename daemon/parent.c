@@ -57,7 +57,7 @@
 /*
  * CHANGEs in flight to one peer. The network child does not read while a
  * write blocks, so the bytes in flight each way must fit in the sockets'
- * buffers (doc/protocol.md, "Pipelining"): 128 CHANGEs are at most ~80 KB.
+ * buffers (doc/protocol.md, "Pipelining"): 128 ordinary CHANGEs are ~40 KB.
  */
 #define PEER_INFLIGHT_MAX	128
 #define WARN_EVERY_MS		(60 * 1000)
