@@ -855,6 +855,15 @@ test_broken_fingerprint_database_is_made_anew_or_refused(void **state)
 	c = apply_counted(fx, pw, &r);
 	assert_int_equal(c.skipped, 1);
 
+	/* A database that cannot be opened at a batch (here a directory
+	   took its place) costs only the verify. */
+	assert_int_equal(unlink(db), 0);
+	assert_int_equal(mkdir(db, 0700), 0);
+	c = apply_counted(fx, "alice-fourth", &r);
+	assert_int_equal(r.outcome, STORE_APPLIED);
+	assert_counts(c, 1, 0);
+	assert_int_equal(rmdir(db), 0);
+
 	/* A directory others may write is refused, naming it; the store
 	   then verifies every change. */
 	store_fp_disable();
