@@ -300,6 +300,19 @@ send_table(struct pmsg *t, size_t n)
 	send_child(&end);
 }
 
+/* The store's fingerprints (lib/store_fp.c), as the configuration says. */
+static void
+fingerprints_setup(void)
+{
+	struct psync_err err;
+
+	store_fp_disable();
+	if (P.conf->store.type == STORE_FILES && P.conf->store.fingerprints &&
+	    store_fp_enable(P.conf->queue.directory, P.host_key, &err) == -1)
+		log_warnx("store: %s; every change is verified against the "
+		    "stored hash", err.msg);
+}
+
 int
 parent_reload(struct psync_err *err)
 {
@@ -330,6 +343,7 @@ parent_reload(struct psync_err *err)
 	P.conf = conf;
 	P.pol = pol;
 	log_set_level(P.opts->debug ? LOG_DEBUG : conf->log.level);
+	fingerprints_setup();
 	send_table(table, conf->n_peers);
 	free(table);
 	log_info("configuration %s reloaded: %zu peers", conf->path,
@@ -1878,10 +1892,7 @@ parent_main(const struct psyncd_opts *opts)
 		log_warnx("queue: %s", err.msg);
 		goto done;
 	}
-	if (P.conf->store.type == STORE_FILES && P.conf->store.fingerprints &&
-	    store_fp_enable(P.conf->queue.directory, P.host_key, &err) == -1)
-		log_warnx("store: %s; every change is verified against the "
-		    "stored hash", err.msg);
+	fingerprints_setup();
 	P.pol = policy_new(P.conf, &err);
 	if (P.pol == NULL) {
 		log_warnx("policy: %s", err.msg);
