@@ -8,6 +8,39 @@
 n=0
 failed=0
 
+# nodes_begin NAME: the programs under test, TAP's SKIP when this machine
+# cannot run them, and a temporary directory /tmp/NAME-XXXXXX that is
+# removed on exit with both nodes stopped (kept with PSYNC_KEEP set).
+nodes_begin() {
+	PSYNCD=$top_builddir/daemon/psyncd
+	PSYNCCTL=$top_builddir/daemon/psyncctl
+	DROP=$top_builddir/tests/spool-drop
+	if [ "$(id -u)" != 0 ]; then
+		echo "1..0 # SKIP needs root (psyncd drops privileges itself)"
+		exit 0
+	fi
+	if ! python3 -W ignore -c 'import crypt' 2>/dev/null; then
+		echo "1..0 # SKIP needs python3's crypt module to check hashes"
+		exit 0
+	fi
+	tmp=$(mktemp -d "/tmp/$1-XXXXXX")
+	chmod 755 "$tmp"
+	pid_a= pid_b=
+	trap nodes_cleanup EXIT
+	trap 'exit 1' INT TERM
+}
+
+nodes_cleanup() {
+	for p in $pid_a $pid_b; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	sleep 0.5
+	for p in $pid_a $pid_b; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	[ -n "${PSYNC_KEEP:-}" ] && echo "# kept $tmp" || rm -rf "$tmp"
+}
+
 ok() {
 	desc=$1
 	shift

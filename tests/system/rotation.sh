@@ -8,40 +8,12 @@
 # automatic rotation (PSYNCD_TEST_DAY_SECONDS). Needs root; prints TAP.
 set -u
 : "${top_srcdir:=..}" "${top_builddir:=.}"
-PSYNCD=$top_builddir/daemon/psyncd
-PSYNCCTL=$top_builddir/daemon/psyncctl
-DROP=$top_builddir/tests/spool-drop
-
-if [ "$(id -u)" != 0 ]; then
-	echo "1..0 # SKIP needs root (psyncd drops privileges itself)"
-	exit 0
-fi
-if ! python3 -W ignore -c 'import crypt' 2>/dev/null; then
-	echo "1..0 # SKIP needs python3's crypt module to check hashes"
-	exit 0
-fi
-
-tmp=$(mktemp -d /tmp/psyncd-rot-XXXXXX)
-chmod 755 "$tmp"
-pid_a= pid_b=
-cleanup() {
-	for p in $pid_a $pid_b; do
-		kill -TERM "$p" 2>/dev/null
-	done
-	sleep 0.5
-	for p in $pid_a $pid_b; do
-		kill -KILL "$p" 2>/dev/null
-	done
-	[ -n "${PSYNC_KEEP:-}" ] && echo "# kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+. "$top_srcdir/tests/lib/nodes.sh"
 
 base=$((42000 + $$ % 8000 * 2))
 port_a=$base port_b=$((base + 1))
 NODE_USERS=10
-. "$top_srcdir/tests/lib/nodes.sh"
-
+nodes_begin psyncd-rot
 
 mknode A B "$port_a" "$port_b" 0 ""
 mknode B A "$port_b" "$port_a" 0 ""
