@@ -569,7 +569,7 @@ mepp_client_probe(const struct mepp_client *c, const char *peer_name,
 	enum mepp_kdf_form other;
 	const char *name = peer_name != NULL ? peer_name :
 	    c != NULL && c->host != NULL ? c->host : "(unnamed)";
-	int code, code2;
+	int code, code2 = -1;
 
 	memset(out, 0, sizeof(*out));
 	out->code = -1;
@@ -609,9 +609,11 @@ mepp_client_probe(const struct mepp_client *c, const char *peer_name,
 	case MEPP_PROBE_KEY_WRONG:
 		snprintf(out->message, sizeof(out->message), "%d: secret key "
 		    "mismatch or packet error for user %s on host %s: it "
-		    "answered %d (%s) with either key derivation form: the "
-		    "MEPP keys differ", PSYNC_MSG_KEY_MISMATCH, MEPP_PROBE_USER,
-		    name, code, mepp_result_reason(code));
+		    "answered %d (%s) %s: the MEPP keys differ",
+		    PSYNC_MSG_KEY_MISMATCH, MEPP_PROBE_USER, name, code,
+		    mepp_result_reason(code), code2 == -1 ? "(the other key "
+		    "derivation form got no answer)" : "with either key "
+		    "derivation form");
 		break;
 	case MEPP_PROBE_FORM_MISMATCH:
 		snprintf(out->message, sizeof(out->message), "peer %s shares "

@@ -664,6 +664,7 @@ struct fake_legacy {
 	pthread_mutex_t		lock;
 	int			type0;
 	int			type2;
+	int			serve_max;	/* then refuse; 0: no limit */
 	char			last_user[128];
 };
 
@@ -717,11 +718,20 @@ fake_legacy_thread(void *arg)
 	struct pollfd pfd[2];
 	int fd;
 
+	int served = 0;
+
 	pfd[0].fd = f->lfd;
 	pfd[0].events = POLLIN;
 	pfd[1].fd = f->stop[0];
 	pfd[1].events = POLLIN;
 	for (;;) {
+		/* Gone after serve_max connections: later connects are refused. */
+		if (f->serve_max > 0 && served == f->serve_max) {
+			close(f->lfd);
+			f->lfd = -1;
+			(void)poll(&pfd[1], 1, -1);
+			break;
+		}
 		if (poll(pfd, 2, -1) == -1)
 			break;
 		if (pfd[1].revents != 0)
@@ -730,13 +740,14 @@ fake_legacy_thread(void *arg)
 			continue;
 		fake_legacy_serve(f, fd);
 		close(fd);
+		served++;
 	}
 	return NULL;
 }
 
 static void
 fake_legacy_start(struct fake_legacy *f, const char *secret,
-    enum mepp_kdf_form form)
+    enum mepp_kdf_form form, int serve_max)
 {
 	struct sockaddr_in sin;
 	socklen_t len = sizeof(sin);
@@ -745,6 +756,7 @@ fake_legacy_start(struct fake_legacy *f, const char *secret,
 	pthread_mutex_init(&f->lock, NULL);
 	f->secret = secret;
 	f->form = form;
+	f->serve_max = serve_max;
 	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(f->lfd >= 0);
 	memset(&sin, 0, sizeof(sin));
@@ -765,7 +777,8 @@ fake_legacy_stop(struct fake_legacy *f)
 	pthread_join(f->tid, NULL);
 	close(f->stop[0]);
 	close(f->stop[1]);
-	close(f->lfd);
+	if (f->lfd != -1)
+		close(f->lfd);
 	pthread_mutex_destroy(&f->lock);
 }
 
@@ -778,7 +791,7 @@ test_probe_tells_right_from_wrong_key_at_a_legacy_listener(void **state)
 	struct psync_err err;
 
 	(void)state;
-	fake_legacy_start(&f, TEST_SECRET, MEPP_KDF_WORD4);
+	fake_legacy_start(&f, TEST_SECRET, MEPP_KDF_WORD4, 0);
 	client_init(&c, "127.0.0.1", f.port, TEST_SECRET);
 
 	/* Why a type 2 check cannot tell: 5 even with the right key. */
@@ -808,8 +821,19 @@ test_probe_tells_right_from_wrong_key_at_a_legacy_listener(void **state)
 	assert_int_equal(pr.code, PSYNC_E_PROTOCOL);
 	assert_non_null(strstr(pr.message, "8203: secret key mismatch"));
 	assert_non_null(strstr(pr.message, "on host win1"));
+	assert_non_null(strstr(pr.message, "with either key derivation form"));
 	assert_int_equal(f.type0, 4);
 	assert_int_equal(f.type2, 1);
+	fake_legacy_stop(&f);
+
+	/* The other form unanswered (the peer went away): said so. */
+	fake_legacy_start(&f, TEST_SECRET, MEPP_KDF_WORD4, 1);
+	client_init(&c, "127.0.0.1", f.port, "WRONG#secret-9876");
+	assert_int_equal(mepp_client_probe(&c, "win1", &pr),
+	    MEPP_PROBE_KEY_WRONG);
+	assert_int_equal(pr.code, PSYNC_E_PROTOCOL);
+	assert_non_null(strstr(pr.message,
+	    "(the other key derivation form got no answer)"));
 	fake_legacy_stop(&f);
 }
 
@@ -823,7 +847,7 @@ test_probe_finds_a_legacy_listener_of_the_other_key_form(void **state)
 
 	(void)state;
 	/* A 64-bit legacy listener: 8-byte form only. */
-	fake_legacy_start(&f, TEST_SECRET, MEPP_KDF_WORD8);
+	fake_legacy_start(&f, TEST_SECRET, MEPP_KDF_WORD8, 0);
 	client_init(&c, "127.0.0.1", f.port, TEST_SECRET);
 	assert_int_equal(mepp_client_change(&c, "alice", TEST_PASSWORD, &err),
 	    PSYNC_E_PROTOCOL);
