@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -52,7 +53,9 @@ struct sso {
 	size_t		 n_hosts;
 	char		 unknown[SSO_LINE_MAX];	/* unknown keys, for a comment */
 	char		 warn[SSO_MAX_WARN][SSO_WARN_LEN];
+	int		 warn_line[SSO_MAX_WARN];	/* for the file's order */
 	size_t		 n_warn;
+	size_t		 n_warn_lost;	/* beyond SSO_MAX_WARN */
 	sso_warn_fn	 warn_fn;
 	void		*warn_ctx;
 };
@@ -76,10 +79,39 @@ sso_warn(struct sso *s, int line, const char *fmt, ...)
 	    s->name, line, text) : snprintf(msg, sizeof(msg), "%s: warning: %s",
 	    s->name, text)) < 0)
 		str_copy(msg, "warning", sizeof(msg));
+	if (s->n_warn == SSO_MAX_WARN) {
+		s->n_warn_lost++;
+		return;
+	}
+	/* Warnings about the whole file come after those about a line. */
+	s->warn_line[s->n_warn] = line > 0 ? line : INT_MAX;
+	str_copy(s->warn[s->n_warn++], msg, SSO_WARN_LEN);
+}
+
+/* The warnings in the order of their lines, to the caller's callback. */
+static void
+sso_warn_sort(struct sso *s)
+{
+	char tmp[SSO_WARN_LEN];
+	size_t i, j;
+	int line;
+
+	for (i = 1; i < s->n_warn; i++) {
+		for (j = i; j > 0 && s->warn_line[j] < s->warn_line[j - 1]; j--) {
+			line = s->warn_line[j];
+			s->warn_line[j] = s->warn_line[j - 1];
+			s->warn_line[j - 1] = line;
+			memcpy(tmp, s->warn[j], sizeof(tmp));
+			memcpy(s->warn[j], s->warn[j - 1], sizeof(tmp));
+			memcpy(s->warn[j - 1], tmp, sizeof(tmp));
+		}
+	}
+	if (s->n_warn_lost > 0 && s->n_warn > 0)
+		snprintf(s->warn[s->n_warn - 1], SSO_WARN_LEN, "%s: warning: "
+		    "%zu more warnings not shown", s->name, s->n_warn_lost + 1);
 	if (s->warn_fn != NULL)
-		s->warn_fn(s->warn_ctx, msg);
-	if (s->n_warn < SSO_MAX_WARN)
-		str_copy(s->warn[s->n_warn++], msg, SSO_WARN_LEN);
+		for (i = 0; i < s->n_warn; i++)
+			s->warn_fn(s->warn_ctx, s->warn[i]);
 }
 
 static void
@@ -678,6 +710,7 @@ sso_convert_warn(const char *text, const char *name, FILE *out,
 		fprintf(out, "# Unknown legacy keys, not converted: %s\n\n",
 		    sp->unknown);
 	}
+	sso_warn_sort(sp);
 	if (sp->n_warn > 0) {
 		fprintf(out, "# The import warned:\n");
 		for (i = 0; i < sp->n_warn; i++)

@@ -25,7 +25,10 @@ int	sso_convert(const char *text, const char *name, FILE *out,
 /* Receives each warning, "NAME:LINE: warning: ..." (no secrets in it). */
 typedef void (*sso_warn_fn)(void *ctx, const char *message);
 
-/* sso_convert that also hands each warning to warn (may be NULL). */
+/*
+ * sso_convert that also hands each warning to warn (may be NULL), in the
+ * order of the file's lines, once the file has converted.
+ */
 int	sso_convert_warn(const char *text, const char *name, FILE *out,
 	    sso_warn_fn warn, void *ctx, struct psync_err *err);
 

@@ -219,6 +219,7 @@ test_real_legacy_file_converts_with_warnings_not_refusals(void **state)
 	for (i = 0; i < w.n; i++)
 		assert_non_null(strstr(out, w.text[i]));
 	assert_int_equal(w.n, 2);
+	assert_int_equal(strncmp(w.text[0], "sso-legacy.conf:17: ", 20), 0);
 	assert_string_equal(c->policy.sync_users, "+ALL,-root");
 	assert_int_equal(c->queue.retry_interval, 30);
 	assert_int_equal(c->n_peers, 3);
@@ -315,6 +316,10 @@ test_keys_that_cannot_matter_warn_and_keys_that_matter_refuse(void **state)
 	assert_true(warned(&w, "sso.conf:6: warning: NIS_UPDATE_PATH: expected "
 	    "an absolute path, got 'bidon'; ignored: USE_NIS is off"));
 	assert_int_equal(w.n, 5);
+	/* In the order of the file's lines. */
+	assert_int_equal(strncmp(w.text[0], "sso.conf:2: ", 12), 0);
+	assert_int_equal(strncmp(w.text[3], "sso.conf:5: ", 12), 0);
+	assert_int_equal(strncmp(w.text[4], "sso.conf:6: ", 12), 0);
 	free(out);
 
 	/* With NIS on, the same path matters: refused. */
