@@ -79,8 +79,10 @@ judge_apply(const struct psync_config *conf, const struct policy *pol,
 		req.account = found[i] == 0 ? &accts[i] : NULL;
 		req.peer = it->peer;
 		req.direction = POLICY_INBOUND;
-		req.password = it->kind == STORE_SECRET_CLEARTEXT ?
-		    it->secret : NULL;
+		/* A check (MEPP type 2, "temppass") is about the user, never
+		   about its password. */
+		req.password = it->kind == STORE_SECRET_CLEARTEXT &&
+		    !it->check_only ? it->secret : NULL;
 		if (policy_check(pol, &req, &v, NULL, NULL) != PSYNC_OK) {
 			item_set(it, v.code, v.msgno, STORE_FAILED, v.reason);
 			continue;

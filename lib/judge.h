@@ -24,7 +24,7 @@ struct judge_item {
 	const struct peer_conf	*peer;		/* the sender, NULL: local */
 	enum store_secret_kind	 kind;
 	const char		*secret;
-	bool			 check_only;	/* judge, never apply */
+	bool			 check_only;	/* judge the user only, never apply */
 	/* out */
 	char			 local[NAME_MAX_LEN];	/* the account's spelling */
 	bool			 judged;	/* the policy accepted it */

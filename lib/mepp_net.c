@@ -69,6 +69,7 @@ struct mepp_listener {
 	struct mepp_lpeer	*peers;
 	size_t			 n_peers;
 	mepp_decide_fn		 decide;
+	mepp_decide_ex_fn	 decide_ex;
 	void			*ctx;
 	int			 timeout_ms;
 	unsigned int		 max_conns;
@@ -436,8 +437,8 @@ mepp_client_send(const struct mepp_client *c, uint32_t type, const char *user,
 		    "number generator failed", c->host, c->port);
 		goto done;
 	}
-	len = mepp_request_build(r1, r2, c->secret, type, user, password, req,
-	    sizeof(req), err);
+	len = mepp_request_build_form(r1, r2, c->secret, c->kdf_form, type,
+	    user, password, req, sizeof(req), err);
 	if (len == 0) {
 		if (err != NULL)
 			err->code = MEPP_STEP_ARGS;
@@ -486,6 +487,144 @@ mepp_client_check(const struct mepp_client *c, const char *user,
 {
 	return mepp_client_send(c, MEPP_TYPE_CHECK, user, MEPP_CHECK_PASSWORD,
 	    err);
+}
+
+/* ------------------------------------------------------------- probe */
+
+const char *
+mepp_probe_outcome_name(enum mepp_probe_outcome outcome)
+{
+	switch (outcome) {
+	case MEPP_PROBE_FAILED:
+		return "no answer";
+	case MEPP_PROBE_KEY_RIGHT:
+		return "key right";
+	case MEPP_PROBE_KEY_WRONG:
+		return "key wrong";
+	case MEPP_PROBE_FORM_MISMATCH:
+		return "key right, other key derivation form";
+	case MEPP_PROBE_OTHER_CODE:
+		return "unexpected answer";
+	}
+	return "unknown";
+}
+
+/* What an answer to the probe's change for MEPP_PROBE_USER proves. */
+static enum mepp_probe_outcome
+mepp_probe_judge(int code)
+{
+	switch (code) {
+	case PSYNC_E_PROTOCOL:		/* bad MAC: every listener */
+	case PSYNC_E_DECRYPT:		/* a listener that says so */
+		return MEPP_PROBE_KEY_WRONG;
+	case PSYNC_E_NOT_UPDATED:	/* published listener: PAM failed */
+	case PSYNC_E_BAD_USER:
+	case PSYNC_E_NO_USER:		/* psync */
+	case PSYNC_E_DISABLED:
+	case PSYNC_E_REFUSED:		/* a policy excludes the name */
+		return MEPP_PROBE_KEY_RIGHT;
+	default:
+		return MEPP_PROBE_OTHER_CODE;
+	}
+}
+
+/* One exchange; fills the failed step in out, or returns the code. */
+static int
+mepp_probe_once(const struct mepp_client *c, enum mepp_kdf_form form,
+    struct mepp_probe *out)
+{
+	struct mepp_client cc = *c;
+	struct psync_err err;
+	int code;
+
+	cc.kdf_form = form;
+	code = mepp_client_change(&cc, MEPP_PROBE_USER, "psync-probe-not-a-"
+	    "password", &err);
+	if (code == -1) {
+		out->io_step = err.code;
+		out->step = err.code == MEPP_STEP_ARGS ||
+		    err.code == MEPP_STEP_CRYPTO ||
+		    err.code == MEPP_STEP_RESOLVE ||
+		    err.code == MEPP_STEP_CONNECT ||
+		    (err.code == MEPP_STEP_TIMEOUT &&
+		    strstr(err.msg, "connect") != NULL) ?
+		    MEPP_PROBE_STEP_CONNECT : MEPP_PROBE_STEP_EXCHANGE;
+		str_copy(out->message, err.msg, sizeof(out->message));
+	}
+	return code;
+}
+
+enum mepp_probe_outcome
+mepp_client_probe(const struct mepp_client *c, const char *peer_name,
+    struct mepp_probe *out)
+{
+	enum mepp_kdf_form other;
+	const char *name = peer_name != NULL ? peer_name :
+	    c != NULL && c->host != NULL ? c->host : "(unnamed)";
+	int code, code2 = -1;
+
+	memset(out, 0, sizeof(*out));
+	out->code = -1;
+	out->outcome = MEPP_PROBE_FAILED;
+	if (c == NULL) {
+		out->step = MEPP_PROBE_STEP_CONNECT;
+		out->io_step = MEPP_STEP_ARGS;
+		str_copy(out->message, "MEPP probe: no peer", sizeof(out->message));
+		goto done;
+	}
+	out->form = c->kdf_form;
+	if ((code = mepp_probe_once(c, c->kdf_form, out)) == -1)
+		goto done;
+	out->code = code;
+	out->outcome = mepp_probe_judge(code);
+	if (out->outcome == MEPP_PROBE_KEY_WRONG) {
+		/* Same key, other form? One more exchange tells. */
+		other = c->kdf_form == MEPP_KDF_WORD8 ? MEPP_KDF_WORD4 :
+		    MEPP_KDF_WORD8;
+		code2 = mepp_probe_once(c, other, out);
+		if (code2 != -1 && mepp_probe_judge(code2) ==
+		    MEPP_PROBE_KEY_RIGHT) {
+			out->outcome = MEPP_PROBE_FORM_MISMATCH;
+			out->code = code2;
+			out->form = other;
+		}
+		out->step = MEPP_PROBE_STEP_NONE;
+		out->io_step = 0;
+	}
+	switch (out->outcome) {
+	case MEPP_PROBE_KEY_RIGHT:
+		snprintf(out->message, sizeof(out->message), "peer %s read our "
+		    "request (it answered %d, %s, for a user that cannot "
+		    "exist): the MEPP keys match", name, out->code,
+		    mepp_result_reason(out->code));
+		break;
+	case MEPP_PROBE_KEY_WRONG:
+		snprintf(out->message, sizeof(out->message), "%d: secret key "
+		    "mismatch or packet error for user %s on host %s: it "
+		    "answered %d (%s) %s: the MEPP keys differ",
+		    PSYNC_MSG_KEY_MISMATCH, MEPP_PROBE_USER, name, code,
+		    mepp_result_reason(code), code2 == -1 ? "(the other key "
+		    "derivation form got no answer)" : "with either key "
+		    "derivation form");
+		break;
+	case MEPP_PROBE_FORM_MISMATCH:
+		snprintf(out->message, sizeof(out->message), "peer %s shares "
+		    "our key but derives the session key in the %s form: set "
+		    "key-derivation = \"%s\" for it in psync.conf", name,
+		    mepp_kdf_form_name(out->form),
+		    mepp_kdf_form_name(out->form));
+		break;
+	case MEPP_PROBE_OTHER_CODE:
+		snprintf(out->message, sizeof(out->message), "peer %s answered "
+		    "%d (%s) for a user that cannot exist, which proves neither "
+		    "a right nor a wrong key", name, out->code,
+		    mepp_result_reason(out->code));
+		break;
+	case MEPP_PROBE_FAILED:
+		break;
+	}
+done:
+	return out->outcome;
 }
 
 /* ---------------------------------------------------------- listener */
@@ -658,7 +797,8 @@ mepp_listener_make(const struct mepp_listener_conf *conf, int fd,
 
 	if (mepp_crypto_init(err) == -1)
 		goto done;
-	if (conf->decide == NULL || conf->port > 65535) {
+	if ((conf->decide == NULL && conf->decide_ex == NULL) ||
+	    conf->port > 65535) {
 		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener: no decision "
 		    "callback or a port beyond 65535");
 		goto done;
@@ -671,6 +811,7 @@ mepp_listener_make(const struct mepp_listener_conf *conf, int fd,
 	l->stop_pipe[0] = l->stop_pipe[1] = -1;
 	atomic_init(&l->stopping, false);
 	l->decide = conf->decide;
+	l->decide_ex = conf->decide_ex;
 	l->ctx = conf->ctx;
 	l->timeout_ms = conf->request_timeout_ms > 0 ? conf->request_timeout_ms :
 	    MEPP_REQUEST_TIMEOUT_MS;
@@ -795,14 +936,17 @@ mepp_listener_free(struct mepp_listener *l)
 /* The log line of the legacy tools for an answer, or psync's own. */
 static void
 mepp_log_answer(const char *peer, const char *addr, const char *user,
-    int type, int code, const char *why)
+    int type, int code, const char *why, enum mepp_kdf_form form)
 {
 	const char *what = type == MEPP_TYPE_CHECK ? "check" : "password change";
+	/* Worth knowing: that client is the 64-bit legacy PAM module. */
+	const char *how = form == MEPP_KDF_WORD8 ? " (8-byte key derivation "
+	    "form of the 64-bit legacy PAM module)" : "";
 
 	switch (code) {
 	case PSYNC_OK:
-		log_info("MEPP: %s for user %s from host %s/%s: accepted", what,
-		    user, peer, addr);
+		log_info("MEPP: %s for user %s from host %s/%s: accepted%s",
+		    what, user, peer, addr, how);
 		break;
 	case PSYNC_E_PROTOCOL:
 		log_warnx("%d: secret key mismatch or packet error for user %s "
@@ -810,23 +954,24 @@ mepp_log_answer(const char *peer, const char *addr, const char *user,
 		    addr, why != NULL ? why : "refused by the decision");
 		break;
 	case PSYNC_E_NO_USER:
-		log_warnx("%d: user %s does not exist on host %s/%s",
-		    PSYNC_MSG_NO_USER, user, peer, addr);
+		log_warnx("%d: user %s does not exist on host %s/%s%s",
+		    PSYNC_MSG_NO_USER, user, peer, addr, how);
 		break;
 	case PSYNC_E_REFUSED:
 		log_warnx("%d: password propagation denied for the remote user "
-		    "%s on host %s/%s", PSYNC_MSG_DENIED, user, peer, addr);
+		    "%s on host %s/%s%s", PSYNC_MSG_DENIED, user, peer, addr, how);
 		break;
 	default:
-		log_warnx("MEPP: %s for user %s from host %s/%s answered %d (%s)",
-		    what, user, peer, addr, code, code_reason(code));
+		log_warnx("MEPP: %s for user %s from host %s/%s answered %d "
+		    "(%s)%s", what, user, peer, addr, code, code_reason(code),
+		    how);
 		break;
 	}
 }
 
-/* Serve one connection: R1, one request, one answer. */
 /*
- * The peer table may be swapped (a reload) while connections are served:
+ * Serve one connection: R1, one request, one answer. The peer table may
+ * be swapped (a reload) while connections are served:
  * the lookups and the MAC checks run under the read lock, and only the
  * matched peer's name is kept after it.
  */
@@ -838,13 +983,16 @@ mepp_conn_serve(struct mepp_conn *c)
 	struct mepp_request req;
 	uint8_t r1[MEPP_NONCE_LEN], buf[MEPP_MAX_REQUEST];
 	uint8_t resp[MEPP_RESPONSE_LEN];
+	struct mepp_decision d;
 	char user[MEPP_LOG_NAME_MAX + 1];
 	char pname[256];	/* a peer name from the configuration */
 	const char *why = NULL;
 	enum mepp_io io;
+	enum mepp_kdf_form form = MEPP_KDF_WORD4;
 	int64_t deadline;
 	size_t total = 0, got = 0, from = 0;
 	int code = PSYNC_E_PROTOCOL, type = -1, answer = 0, matched = 0;
+	bool closed = false;
 
 	memset(&req, 0, sizeof(req));
 	str_copy(user, "(unknown)", sizeof(user));
@@ -877,6 +1025,16 @@ mepp_conn_serve(struct mepp_conn *c)
 		io = mepp_read_full(c->fd, buf + MEPP_HEADER_LEN,
 		    total - MEPP_HEADER_LEN, &got, deadline, l->stop_pipe[0]);
 	}
+	if (io == MEPP_IO_CLOSED) {
+		/*
+		 * The client sent part of a request and shut its side down
+		 * (or sent nothing): it still reads, and the published
+		 * listener answers it 5, a short read.
+		 */
+		closed = true;
+		answer = 1;
+		goto done;
+	}
 	if (io != MEPP_IO_OK) {
 		if (io != MEPP_IO_STOPPED)
 			log_warnx("%d: error in receiving from socket: host "
@@ -905,12 +1063,23 @@ mepp_conn_serve(struct mepp_conn *c)
 		goto done;
 	}
 	type = (int)req.type;
+	form = req.form;
 	mepp_log_name(req.user, user, sizeof(user));
 	if (pthread_mutex_lock(&l->decide_lock) != 0) {
 		code = PSYNC_E_UPDATE_FAILED;
 		goto done;
 	}
-	code = l->decide(l->ctx, pname, type, req.user, req.password);
+	if (l->decide_ex != NULL) {
+		d.peer = pname;
+		d.addr = c->addr;
+		d.type = type;
+		d.user = req.user;
+		d.password = req.password;
+		d.form = form;
+		code = l->decide_ex(l->ctx, &d);
+		memset(&d, 0, sizeof(d));
+	} else
+		code = l->decide(l->ctx, pname, type, req.user, req.password);
 	pthread_mutex_unlock(&l->decide_lock);
 	if (code < 0 || code > PSYNC_CODE_MAX) {
 		log_warnx("MEPP: the decision for user %s from host %s/%s gave "
@@ -926,7 +1095,16 @@ done:
 		 * A failed MAC leaves the user unknown: the bytes before the
 		 * first NUL may then be anything, the password included.
 		 */
-		mepp_log_answer(pname, c->addr, user, type, code, why);
+		if (closed)
+			log_warnx("%d: error in receiving from socket: host "
+			    "%s/%s: the client closed its side after %zu bytes "
+			    "of a request; answering %d", PSYNC_MSG_RECV,
+			    pname, c->addr,
+			    total > 0 ? MEPP_HEADER_LEN + got : got,
+			    PSYNC_E_PROTOCOL);
+		else
+			mepp_log_answer(pname, c->addr, user, type, code, why,
+			    form);
 		mepp_response_build(code, resp);
 		deadline = clock_mono_ms() + l->timeout_ms;
 		if ((io = mepp_write_full(c->fd, resp, sizeof(resp), deadline)) !=

@@ -485,6 +485,90 @@ queue_classify(int code)
 	return verdicts[code];
 }
 
+enum queue_verdict
+queue_classify_peer(enum queue_peer_kind kind, int code, unsigned int attempts)
+{
+	/* The published listener's 4: this user cannot be changed there. */
+	if (kind == QUEUE_PEER_MEPP && code == PSYNC_E_NOT_UPDATED)
+		return attempts >= QUEUE_MEPP_NOT_UPDATED_TRIES ?
+		    QUEUE_VERDICT_GIVE_UP : QUEUE_VERDICT_RETRY;
+	return queue_classify(code);
+}
+
+/* A name or text for a log line: control characters become '?'. */
+static const char *
+log_safe(const char *in, char *out, size_t len)
+{
+	size_t i;
+
+	if (in == NULL)
+		in = "";
+	for (i = 0; in[i] != '\0' && i + 1 < len; i++) {
+		unsigned char ch = (unsigned char)in[i];
+
+		out[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	out[i] = '\0';
+	return out;
+}
+
+/* What a legacy listener's 4 means, for the log. */
+#define QUEUE_MEPP_4_MEANS "a legacy MEPP listener answers 4 when it " \
+	"cannot change this user (unknown to it, or refused by its PAM stack)"
+
+int
+queue_result_message(const struct queue_result_info *r, char *buf, size_t len)
+{
+	char peer[FRAME_NAME_MAX + 1], user[FRAME_USER_MAX + 1];
+	char why[QUEUE_ERROR_MAX + 1], id[QUEUE_ID_HEX_LEN + 1];
+	const char *sep;
+	bool mepp = r->kind == QUEUE_PEER_MEPP;
+	bool given_up = r->state == QUEUE_GIVEN_UP;
+	int prio = LOG_WARNING;
+
+	log_safe(r->peer, peer, sizeof(peer));
+	log_safe(r->user, user, sizeof(user));
+	log_safe(r->reason, why, sizeof(why));
+	log_safe(r->id_hex, id, sizeof(id));
+	sep = why[0] != '\0' ? ": " : "";
+	if (r->code == PSYNC_OK) {
+		prio = LOG_INFO;
+		snprintf(buf, len, "change %s for %s delivered to peer %s%s%s",
+		    id, user, peer, sep, why);
+	} else if (mepp && r->code == PSYNC_E_PROTOCOL) {
+		snprintf(buf, len, "%d: secret key mismatch or packet error for "
+		    "user %s on host %s (change %s%s)%s%s",
+		    PSYNC_MSG_KEY_MISMATCH, user, peer, id, given_up ?
+		    ", given up" : "; will retry", sep, why);
+	} else if (mepp && r->code == PSYNC_E_NOT_UPDATED && given_up) {
+		snprintf(buf, len, "change %s for %s given up for peer %s after "
+		    "%d tries: code 4 (%s): %s%s%s", id, user, peer,
+		    QUEUE_MEPP_NOT_UPDATED_TRIES, code_reason(r->code),
+		    QUEUE_MEPP_4_MEANS, sep, why);
+	} else if (mepp && r->code == PSYNC_E_NOT_UPDATED) {
+		snprintf(buf, len, "peer %s refused change %s for %s for now: "
+		    "code 4 (%s)%s%s; %s; will retry, giving up after %d tries",
+		    peer, id, user, code_reason(r->code), sep, why,
+		    QUEUE_MEPP_4_MEANS, QUEUE_MEPP_NOT_UPDATED_TRIES);
+	} else if (given_up && r->code == PSYNC_E_NO_USER) {
+		snprintf(buf, len, "%d: user %s does not exist on peer %s; "
+		    "change %s given up", PSYNC_MSG_NO_USER, user, peer, id);
+	} else if (given_up) {
+		snprintf(buf, len, "change %s for %s given up for peer %s: code "
+		    "%d (%s)%s%s", id, user, peer, r->code,
+		    code_reason(r->code), sep, why);
+	} else if (r->code == QUEUE_CODE_UNREACHABLE) {
+		prio = LOG_INFO;
+		snprintf(buf, len, "peer %s unreachable for change %s for %s; "
+		    "will retry%s%s", peer, id, user, sep, why);
+	} else {
+		snprintf(buf, len, "peer %s refused change %s for %s for now: "
+		    "code %d (%s)%s%s; will retry", peer, id, user, r->code,
+		    code_reason(r->code), sep, why);
+	}
+	return prio;
+}
+
 int
 queue_change_cmp(uint64_t a_time, const uint8_t a_id[FRAME_ID_LEN],
     uint64_t b_time, const uint8_t b_id[FRAME_ID_LEN])
@@ -1269,6 +1353,15 @@ int
 queue_record(struct queue *q, const uint8_t id[FRAME_ID_LEN], const char *peer,
     int code, const char *reason, struct psync_err *err)
 {
+	return queue_record_peer(q, id, peer, QUEUE_PEER_PSYNC, code, reason,
+	    err);
+}
+
+int
+queue_record_peer(struct queue *q, const uint8_t id[FRAME_ID_LEN],
+    const char *peer, enum queue_peer_kind kind, int code, const char *reason,
+    struct psync_err *err)
+{
 	char hex[QUEUE_ID_HEX_LEN + 1], text[QUEUE_ERROR_MAX + 1] = "";
 	enum queue_verdict verdict;
 	uint64_t now = q_now(q), next;
@@ -1318,7 +1411,7 @@ queue_record(struct queue *q, const uint8_t id[FRAME_ID_LEN], const char *peer,
 	/* A late answer for a delivery already settled changes nothing. */
 	if (state == QUEUE_PENDING) {
 		verdict = code == PSYNC_OK ? QUEUE_VERDICT_DONE :
-		    queue_classify(code);
+		    queue_classify_peer(kind, code, attempts + 1);
 		next = now;
 		if (verdict == QUEUE_VERDICT_DONE) {
 			state = QUEUE_DONE;

@@ -50,6 +50,14 @@ done:
 	return buf;
 }
 
+/* Warnings are comments in the output, and said on stderr too. */
+static void
+print_warning(void *ctx, const char *message)
+{
+	(void)ctx;
+	fprintf(stderr, "psyncctl: import-sso: %s\n", message);
+}
+
 int
 cmd_import_sso(struct ctl *ctl, int argc, char **argv)
 {
@@ -86,7 +94,8 @@ cmd_import_sso(struct ctl *ctl, int argc, char **argv)
 	text = read_all(path);
 	if (text == NULL)
 		return CTL_FAIL;
-	if (sso_convert(text, path, stdout, &err) == -1)
+	if (sso_convert_warn(text, path, stdout, print_warning, NULL,
+	    &err) == -1)
 		fprintf(stderr, "psyncctl: import-sso: %s\n", err.msg);
 	else
 		rc = CTL_OK;

@@ -167,6 +167,7 @@ mepp_deliver(struct net *n, struct worker *w, const struct pmsg_peer *p,
 	mc.secret = (const char *)p->key;
 	mc.connect_timeout_ms = (int)(p->connect_timeout > 0 ?
 	    p->connect_timeout : 10) * 1000;
+	mc.kdf_form = p->mepp_kdf ? MEPP_KDF_WORD8 : MEPP_KDF_WORD4;
 	for (j = jobs; j != NULL; j = j->next) {
 		if (p->address[0] == '\0') {
 			net_report(n, j->change.id, p->name, -1,
@@ -189,53 +190,51 @@ mepp_deliver(struct net *n, struct worker *w, const struct pmsg_peer *p,
 	}
 }
 
+/*
+ * A MEPP channel check changes no password: a type 0 change for a user no
+ * system can have (mepp_client_probe), to which the right key gets "no
+ * such user" and a wrong one 5, at the legacy listener (which answers 5
+ * to every type 2) and at a Windows server alike. The user named with
+ * --user is judged by the local policy in the parent, not sent.
+ */
 static void
 mepp_verify(struct net *n, const struct pmsg_peer *p, const char *user,
     struct pmsg_verify_result *out)
 {
 	struct mepp_client mc;
-	struct psync_err err;
-	int code;
+	struct mepp_probe pr;
 
 	(void)n;
-	/* A type 2 check proves the key; with a named user the peer's
-	   answer for that user counts too. */
+	(void)user;
 	memset(&mc, 0, sizeof(mc));
 	mc.host = p->address;
 	mc.port = p->port;
 	mc.secret = (const char *)p->key;
-	code = mepp_client_check(&mc, user[0] != '\0' ? user : "psync-verify",
-	    &err);
-	if (code == -1) {
-		out->step = err.code == MEPP_STEP_RESOLVE ? VERIFY_RESOLVE :
-		    err.code == MEPP_STEP_CONNECT ||
-		    err.code == MEPP_STEP_TIMEOUT ? VERIFY_CONNECT :
-		    VERIFY_HANDSHAKE;
-		str_copy(out->message, err.msg, sizeof(out->message));
-		return;
+	mc.kdf_form = p->mepp_kdf ? MEPP_KDF_WORD8 : MEPP_KDF_WORD4;
+	mc.connect_timeout_ms = (int)(p->connect_timeout > 0 ?
+	    p->connect_timeout : 10) * 1000;
+	(void)mepp_client_probe(&mc, p->name, &pr);
+	str_copy(out->message, pr.message, sizeof(out->message));
+	out->code = pr.code > 0 ? pr.code : 0;
+	switch (pr.outcome) {
+	case MEPP_PROBE_FAILED:
+		out->step = pr.step == MEPP_PROBE_STEP_CONNECT ?
+		    (pr.io_step == MEPP_STEP_RESOLVE ? VERIFY_RESOLVE :
+		    VERIFY_CONNECT) : VERIFY_EXCHANGE;
+		break;
+	case MEPP_PROBE_KEY_WRONG:
+	case MEPP_PROBE_FORM_MISMATCH:
+		out->step = VERIFY_EXCHANGE;
+		break;
+	case MEPP_PROBE_OTHER_CODE:
+		out->step = VERIFY_OTHER;
+		break;
+	case MEPP_PROBE_KEY_RIGHT:
+		out->step = VERIFY_OK;
+		out->code = 0;
+		out->message[0] = '\0';
+		break;
 	}
-	if (code == PSYNC_E_DECRYPT || code == PSYNC_E_PROTOCOL) {
-		out->step = VERIFY_HANDSHAKE;
-		out->code = code;
-		if (snprintf(out->message, sizeof(out->message), "%d: peer "
-		    "%.64s cannot read our request (code %d, %s): the MEPP "
-		    "keys differ", PSYNC_MSG_KEY_MISMATCH, p->name, code,
-		    mepp_result_reason(code)) < 0)
-			out->message[0] = '\0';
-		return;
-	}
-	if (code != 0 && user[0] != '\0') {
-		out->step = VERIFY_POLICY;
-		out->code = code;
-		if (snprintf(out->message, sizeof(out->message), "peer %.64s "
-		    "refuses a change for %.64s: code %d (%s)", p->name, user,
-		    code, mepp_result_reason(code)) < 0)
-			out->message[0] = '\0';
-		return;
-	}
-	out->step = VERIFY_OK;
-	out->code = 0;
-	out->message[0] = '\0';
 }
 
 const struct net_proto net_mepp = {

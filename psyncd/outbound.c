@@ -153,9 +153,12 @@ done:
 void
 outbound_result(struct psyncd *d, const struct pmsg_delivery_result *r)
 {
+	struct queue_result_info ri;
+	const struct peer_conf *pc;
 	struct psync_err err;
 	struct inflight *f;
 	char hex[QUEUE_ID_HEX_LEN + 1], user[FRAME_USER_MAX + 1];
+	char line[1024];
 	int state;
 
 	f = inflight_find(d, r->id, r->peer);
@@ -168,31 +171,30 @@ outbound_result(struct psyncd *d, const struct pmsg_delivery_result *r)
 	}
 	str_copy(user, f->user, sizeof(user));
 	inflight_remove(d, f);
-	state = queue_record(d->q, r->id, r->peer, r->code, r->reason, &err);
+	pc = config_find_peer(d->conf, r->peer);
+	memset(&ri, 0, sizeof(ri));
+	ri.kind = pc != NULL && pc->protocol == PROTO_MEPP ? QUEUE_PEER_MEPP :
+	    QUEUE_PEER_PSYNC;
+	state = queue_record_peer(d->q, r->id, r->peer, ri.kind, r->code,
+	    r->reason, &err);
 	if (state == -1) {
 		log_warnx("queue: recording the result of change %s to peer "
 		    "%s: %s", hex, r->peer, err.msg);
 		return;
 	}
-	if (r->code == 0) {
-		log_info("change %s for %s delivered to peer %s%s%s", hex, user,
-		    r->peer, r->reason[0] != '\0' ? ": " : "", r->reason);
+	if (r->code == 0)
 		d->deliver_soon = true;
-	} else if (state == QUEUE_GIVEN_UP && r->code == PSYNC_E_NO_USER) {
-		log_warnx("%d: user %s does not exist on peer %s; change %s "
-		    "given up", PSYNC_MSG_NO_USER, user, r->peer, hex);
-	} else if (state == QUEUE_GIVEN_UP) {
-		log_warnx("change %s for %s given up for peer %s: code %d "
-		    "(%s): %s", hex, user, r->peer, r->code,
-		    code_reason(r->code), r->reason);
-	} else if (r->code == QUEUE_CODE_UNREACHABLE) {
-		log_info("peer %s unreachable for change %s for %s; will "
-		    "retry: %s", r->peer, hex, user, r->reason);
-	} else {
-		log_warnx("peer %s refused change %s for %s for now: code %d "
-		    "(%s): %s; will retry", r->peer, hex, user, r->code,
-		    code_reason(r->code), r->reason);
-	}
+	/* One wording for every result, a legacy peer's codes included. */
+	ri.state = state;
+	ri.code = r->code;
+	ri.peer = r->peer;
+	ri.user = user;
+	ri.id_hex = hex;
+	ri.reason = r->reason;
+	if (queue_result_message(&ri, line, sizeof(line)) == LOG_INFO)
+		log_info("%s", line);
+	else
+		log_warnx("%s", line);
 }
 
 static void

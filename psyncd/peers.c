@@ -151,6 +151,7 @@ peer_msg(struct psyncd *d, const struct peer_conf *pc, struct pmsg *m, struct ps
 	for (i = 0; i < pc->n_trusted; i++)
 		str_copy(pe->trusted[i], pc->trusted[i], sizeof(pe->trusted[i]));
 	pe->n_trusted = (uint8_t)pc->n_trusted;
+	pe->mepp_kdf = pc->mepp_key_words == 8 ? 1 : 0;
 	rc = 0;
 done:
 	keys_wipe(&ks);

@@ -141,6 +141,7 @@ pmsg_encode(const struct pmsg *m, unsigned char *buf, size_t cap,
 		for (i = 0; i < pe->n_trusted && i < PMSG_TRUSTED_MAX; i++)
 			put_str(&w, pe->trusted[i], PMSG_ADDR_MAX);
 		put_u32(&w, pe->key_id);
+		put_u8(&w, pe->mepp_kdf);
 		put_u8(&w, pe->has_next);
 		if (pe->has_next) {
 			put_u8(&w, pe->use_next);
@@ -298,7 +299,7 @@ pmsg_step_name(int step)
 {
 	static const char *const names[] = {
 		"none", "name resolution", "TCP connect", "TLS handshake",
-		"protocol version", "policy", "other",
+		"protocol version", "policy", "other", "MEPP exchange",
 	};
 
 	if (step < 0 || step > VERIFY_STEP_MAX)

@@ -66,7 +66,8 @@ enum pmsg_verify_step {
 	VERIFY_VERSION		= 4,
 	VERIFY_POLICY		= 5,
 	VERIFY_OTHER		= 6,
-	VERIFY_STEP_MAX		= 6,
+	VERIFY_EXCHANGE		= 7,	/* MEPP: the request and its answer */
+	VERIFY_STEP_MAX		= 7,
 };
 
 /* A change as it crosses the socketpair; the secret is in clear. */
@@ -104,6 +105,7 @@ struct pmsg_peer {
 	unsigned char	key[PMSG_KEYTEXT_MAX + 1];	/* NUL-terminated too */
 	uint8_t		n_trusted;
 	char		trusted[PMSG_TRUSTED_MAX][PMSG_ADDR_MAX + 1];
+	uint8_t		mepp_kdf;	/* MEPP: enum mepp_kdf_form it expects */
 	/* psync PSKs: the current key's id, and during a rotation the next
 	   key (a higher id), accepted as well; use_next: dial with it (the
 	   peer proposed it, so it holds it). */

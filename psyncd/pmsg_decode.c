@@ -268,6 +268,9 @@ pmsg_decode(const unsigned char *buf, size_t len, enum pmsg_from from,
 			get_str(&r, pe->trusted[i], PMSG_ADDR_MAX, true,
 			    "trusted address");
 		pe->key_id = get_u32(&r, "key id");
+		pe->mepp_kdf = get_u8(&r, "MEPP key derivation");
+		if (!r.bad && pe->mepp_kdf > 1)
+			fail(&r, "MEPP key derivation");
 		pe->has_next = get_u8(&r, "next key flag");
 		if (!r.bad && pe->has_next > 1)
 			fail(&r, "next key flag");

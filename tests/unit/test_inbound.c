@@ -141,6 +141,7 @@ setup(void **state)
 	    " hash-method = sha512\n hash-cost = 1000\n"
 	    " login-defs = \"%s/login.defs\"\n fingerprints = false\n}\n"
 	    "policy {\n sync-users = \"+ALL\"\n min-uid = 1000\n"
+	    " min-classes = 3\n"
 	    " case-ignore-name = true\n}\n"
 	    "peer \"B\" {\n protocol = psync\n address = \"127.0.0.1\"\n"
 	    " key-file = \"%s/b.key\"\n}\n"
@@ -335,6 +336,7 @@ test_mepp_check_is_judged_not_applied(void **state)
 	struct pending_in p[2];
 	int code;
 
+	/* "temppass" has one class of three: a check never judges it. */
 	mk(&p[0], 1, "bob", 0, 0, "temppass", 2);
 	mk(&p[1], 2, "root", 0, 0, "temppass", 2);
 	inbound_batch(&fx->d, p, 2);

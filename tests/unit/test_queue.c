@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include <syslog.h>
 
 #include "codes.h"
 #include "queue.h"
@@ -627,6 +628,139 @@ test_permanent_failure_gives_up_and_forgets_the_secret(void **state)
 }
 
 static void
+test_legacy_mepp_answer_4_is_given_up_after_12_tries(void **state)
+{
+	struct fx *f = *state;
+	struct queue_item item;
+	struct change c, d;
+	struct psync_err err;
+	struct seen s;
+	unsigned int i;
+	int rc;
+
+	/* The rule: only a MEPP peer's 4, only from the twelfth try on. */
+	assert_int_equal(QUEUE_MEPP_NOT_UPDATED_TRIES, 12);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_MEPP,
+	    PSYNC_E_NOT_UPDATED, 11), QUEUE_VERDICT_RETRY);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_MEPP,
+	    PSYNC_E_NOT_UPDATED, 12), QUEUE_VERDICT_GIVE_UP);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_PSYNC,
+	    PSYNC_E_NOT_UPDATED, 1000), QUEUE_VERDICT_RETRY);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_MEPP,
+	    PSYNC_E_PROTOCOL, 1000), QUEUE_VERDICT_RETRY);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_MEPP,
+	    PSYNC_E_NO_USER, 1), QUEUE_VERDICT_GIVE_UP);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_MEPP, PSYNC_OK, 1),
+	    QUEUE_VERDICT_DONE);
+
+	/* Through real deliveries: eleven 4s wait, the twelfth gives up. */
+	make_change(&c, 1, "alice", T0, PASSWORD);
+	add_ok(f, &c, NULL, win1, 1, 1);
+	for (i = 1; i <= QUEUE_MEPP_NOT_UPDATED_TRIES; i++) {
+		assert_int_equal(due(f, NULL, &item, 1), 1);
+		secure_wipe(&item, sizeof(item));
+		rc = queue_record_peer(f->q, c.id, "win1", QUEUE_PEER_MEPP,
+		    PSYNC_E_NOT_UPDATED, "password not updated", &err);
+		if (rc != (i < QUEUE_MEPP_NOT_UPDATED_TRIES ? QUEUE_PENDING :
+		    QUEUE_GIVEN_UP))
+			fail_msg("try %u: state %d", i, rc);
+		f->now += queue_backoff_ms(&f->limits, i);
+	}
+	assert_int_equal(due(f, NULL, &item, 1), 0);
+	list_all(f, &s);
+	assert_int_equal(find_entry(&s, c.id, "win1")->attempts, 12);
+	assert_int_equal(find_entry(&s, c.id, "win1")->state, QUEUE_GIVEN_UP);
+	assert_int_equal(sql_int(f, "SELECT length(secret) FROM changes"), 0);
+
+	/* The same answers from a psync peer keep waiting (until max-age). */
+	make_change(&d, 2, "bob", T0, PASSWORD);
+	add_ok(f, &d, NULL, win1, 1, 1);
+	for (i = 1; i <= QUEUE_MEPP_NOT_UPDATED_TRIES + 2; i++) {
+		assert_int_equal(due(f, NULL, &item, 1), 1);
+		secure_wipe(&item, sizeof(item));
+		assert_int_equal(queue_record_peer(f->q, d.id, "win1",
+		    QUEUE_PEER_PSYNC, PSYNC_E_NOT_UPDATED, NULL, &err),
+		    QUEUE_PENDING);
+		f->now += queue_backoff_ms(&f->limits, i);
+	}
+}
+
+static void
+test_result_messages_name_8203_and_what_a_legacy_4_means(void **state)
+{
+	struct queue_result_info r;
+	char buf[1024];
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.kind = QUEUE_PEER_MEPP;
+	r.state = QUEUE_PENDING;
+	r.code = PSYNC_E_PROTOCOL;
+	r.peer = "win1";
+	r.user = "alice";
+	r.id_hex = "00112233445566778899aabbccddeeff";
+	r.reason = "protocol error";
+	assert_int_equal(queue_result_message(&r, buf, sizeof(buf)),
+	    LOG_WARNING);
+	assert_string_equal(buf, "8203: secret key mismatch or packet error "
+	    "for user alice on host win1 (change "
+	    "00112233445566778899aabbccddeeff; will retry): protocol error");
+
+	/* A psync peer's 5 is no legacy message. */
+	r.kind = QUEUE_PEER_PSYNC;
+	assert_int_equal(queue_result_message(&r, buf, sizeof(buf)),
+	    LOG_WARNING);
+	assert_null(strstr(buf, "8203"));
+	assert_non_null(strstr(buf, "code 5 (protocol error)"));
+
+	r.kind = QUEUE_PEER_MEPP;
+	r.code = PSYNC_E_NOT_UPDATED;
+	r.reason = "password not updated";
+	assert_int_equal(queue_result_message(&r, buf, sizeof(buf)),
+	    LOG_WARNING);
+	assert_string_equal(buf, "peer win1 refused change "
+	    "00112233445566778899aabbccddeeff for alice for now: code 4 "
+	    "(password not updated): password not updated; a legacy MEPP "
+	    "listener answers 4 when it cannot change this user (unknown to it, "
+	    "or refused by its PAM stack); will retry, giving up after 12 "
+	    "tries");
+	r.state = QUEUE_GIVEN_UP;
+	r.reason = NULL;
+	queue_result_message(&r, buf, sizeof(buf));
+	assert_string_equal(buf, "change 00112233445566778899aabbccddeeff for "
+	    "alice given up for peer win1 after 12 tries: code 4 (password not "
+	    "updated): a legacy MEPP listener answers 4 when it cannot change "
+	    "this user (unknown to it, or refused by its PAM stack)");
+
+	/* The cases psyncd logged before, unchanged. */
+	r.kind = QUEUE_PEER_PSYNC;
+	r.code = PSYNC_E_NO_USER;
+	queue_result_message(&r, buf, sizeof(buf));
+	assert_string_equal(buf, "8201: user alice does not exist on peer win1; "
+	    "change 00112233445566778899aabbccddeeff given up");
+	r.state = QUEUE_DONE;
+	r.code = PSYNC_OK;
+	assert_int_equal(queue_result_message(&r, buf, sizeof(buf)), LOG_INFO);
+	assert_string_equal(buf, "change 00112233445566778899aabbccddeeff for "
+	    "alice delivered to peer win1");
+	r.state = QUEUE_PENDING;
+	r.code = QUEUE_CODE_UNREACHABLE;
+	r.reason = "connect failed";
+	assert_int_equal(queue_result_message(&r, buf, sizeof(buf)), LOG_INFO);
+	assert_non_null(strstr(buf, "unreachable"));
+
+	/* A name from the network cannot start a line of its own. */
+	r.kind = QUEUE_PEER_MEPP;
+	r.code = PSYNC_E_PROTOCOL;
+	r.user = "eve\nJan  1 00:00:00 host psyncd: forged";
+	r.reason = "a\rb";
+	queue_result_message(&r, buf, sizeof(buf));
+	assert_null(strchr(buf, '\n'));
+	assert_null(strchr(buf, '\r'));
+	assert_non_null(strstr(buf, "user eve?Jan  1"));
+}
+
+static void
 test_long_error_text_is_cut_on_a_character_boundary(void **state)
 {
 	struct fx *f = *state;
@@ -1110,6 +1244,8 @@ main(void)
 		T(test_backoff_doubles_from_retry_interval_up_to_the_cap),
 		T(test_result_codes_classify_as_permanent_or_retryable),
 		T(test_permanent_failure_gives_up_and_forgets_the_secret),
+		T(test_legacy_mepp_answer_4_is_given_up_after_12_tries),
+		T(test_result_messages_name_8203_and_what_a_legacy_4_means),
 		T(test_long_error_text_is_cut_on_a_character_boundary),
 		T(test_expire_gives_up_what_waited_longer_than_max_age),
 		T(test_expire_handles_more_than_one_batch),
