@@ -96,7 +96,10 @@ file_open_trusted(const char *path, bool private, struct psync_err *err)
 {
 	int fd;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	/* Non-blocking: a FIFO planted where a file is expected must not
+	   block the caller in open(); the checks below then refuse it. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+	    O_NONBLOCK);
 	if (fd == -1) {
 		perr_set(err, errno == ENOENT ? PSYNC_E_FILE_NOT_FOUND : PSYNC_E_OPEN,
 		    "%s: cannot open: %s", path, strerror(errno));

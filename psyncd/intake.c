@@ -175,13 +175,20 @@ intake_scan(struct psyncd *d)
 	char **names = NULL;
 	size_t n = 0, i;
 
+	d->spool_backlog = false;
 	if (spool_list(d->conf->queue.spool_directory, &names, &n, &err) == -1) {
 		log_warnx("spool: %s", err.msg);
+		d->spool_backlog = true;
 		return;
 	}
-	for (i = 0; i < n; i++)
-		if (spool_take(d, names[i]) == -1)
+	for (i = 0; i < n; i++) {
+		if (spool_take(d, names[i]) == -1) {
+			/* The queue could not take it (a full disk...): the
+			   loop tries again every tick, with no new file. */
+			d->spool_backlog = true;
 			break;
+		}
+	}
 	spool_list_free(names, n);
 }
 

@@ -170,6 +170,8 @@ loop(struct psyncd *d)
 		now = clock_wall_ms();
 		if (d->deliver_soon || now - last_tick >= TICK_MS) {
 			d->deliver_soon = false;
+			if (d->spool_backlog && now - last_tick >= TICK_MS)
+				intake_scan(d);
 			outbound_due(d);
 			rotation_tick(d, now);
 			control_tick(d, now);

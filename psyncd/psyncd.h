@@ -126,6 +126,7 @@ struct psyncd {
 	uint64_t		 rot_last_check;
 	struct control		 ctl;
 	bool			 deliver_soon;
+	bool			 spool_backlog;	/* a spool file waits for the queue */
 	bool			 fatal;
 	uint32_t		 next_reqid;
 };
