@@ -335,6 +335,16 @@ validate_abs_path(cfg_t *cfg, cfg_opt_t *opt)
 	return 0;
 }
 
+/* An option that no longer does anything: accepted, with a warning. */
+static int
+validate_deprecated(cfg_t *cfg, cfg_opt_t *opt)
+{
+	conf_warning(cfg->line, "option '%s' is deprecated and ignored: the "
+	    "store keeps no fingerprints any more; remove it",
+	    cfg_opt_name(opt));
+	return 0;
+}
+
 static bool
 is_ip_literal(const char *s)
 {
@@ -634,6 +644,7 @@ static const struct {
 	{ "store|login-defs",		validate_abs_path },
 	{ "store|nis-make-dir",		validate_abs_path },
 	{ "store|samba-private-dir",	validate_abs_path },
+	{ "store|fingerprints",		validate_deprecated },
 	{ "policy",			validate_policy },
 	{ "policy|min-classes",		validate_classes },
 	{ "policy|sync-users",		validate_sync_users },
@@ -816,6 +827,7 @@ convert(cfg_t *root, const char *path)
 
 	s = cfg_getsec(root, "queue");
 	c->queue.directory = dup_str(cfg_getstr(s, "directory"));
+	c->store.state_dir = dup_str(c->queue.directory);
 	c->queue.spool_directory = dup_str(cfg_getstr(s, "spool-directory"));
 	c->queue.host_key_file = dup_str(cfg_getstr(s, "host-key-file"));
 	c->queue.retry_interval = (unsigned int)cfg_getint(s, "retry-interval");
@@ -830,6 +842,7 @@ convert(cfg_t *root, const char *path)
 
 	if (c->path == NULL || c->node_name == NULL || c->store.shadow_file == NULL ||
 	    c->policy.sync_users == NULL || c->queue.directory == NULL ||
+	    c->store.state_dir == NULL ||
 	    c->policy.allow_groups == NULL || c->policy.deny_groups == NULL)
 		goto fail;
 	return c;
@@ -1141,6 +1154,7 @@ config_free(struct psync_config *c)
 	free(c->store.nis_make_dir);
 	free(c->store.pam_service);
 	free(c->store.samba_private_dir);
+	free(c->store.state_dir);
 	free(c->policy.sync_users);
 	free_list(c->policy.allow_groups, c->policy.n_allow_groups);
 	free_list(c->policy.deny_groups, c->policy.n_deny_groups);

@@ -64,7 +64,8 @@ struct store_conf {
 	char		*samba_private_dir;
 	unsigned int	 lock_timeout;	/* seconds to wait for lckpwdf */
 	unsigned int	 hash_threads;	/* 0: one per core */
-	bool		 fingerprints;	/* skip verifies they prove needless */
+	bool		 fingerprints;	/* deprecated, ignored: read for old files */
+	char		*state_dir;	/* the queue directory: old state to retire */
 };
 
 struct policy_conf {

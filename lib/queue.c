@@ -115,7 +115,7 @@ enum stmt {
 	S_EXPIRE_SELECT, S_LIST_ALL, S_LIST_PEER,
 	S_RETRY_ONE, S_RETRY_ALL, S_DROP,
 	S_PURGE_DELIVERIES, S_PURGE_CHANGES, S_PURGE_APPLIED,
-	S_APPLIED_HAS, S_APPLIED_INSERT,
+	S_APPLIED_HAS, S_APPLIED_INSERT, S_USER_RECENT,
 	S_STATE_GET, S_STATE_SET, S_STATE_DEL,
 	S_INTEGRITY,
 	S_COUNT
@@ -244,6 +244,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_APPLIED_INSERT]	= "INSERT OR IGNORE INTO applied (id, user, "
 				  "time_ms, origin, applied_ms) "
 				  "VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* Queued or delivered, or applied, here since ?2 (one index each). */
+	[S_USER_RECENT]		= "SELECT EXISTS (SELECT 1 FROM changes c "
+				  "WHERE c.user = ?1 AND (c.created_ms >= ?2 "
+				  "OR EXISTS (SELECT 1 FROM deliveries d "
+				  "WHERE d.change_seq = c.seq "
+				  "AND d.updated_ms >= ?2))) "
+				  "OR EXISTS (SELECT 1 FROM applied a "
+				  "WHERE a.user = ?1 AND a.applied_ms >= ?2)",
 	[S_STATE_GET]		= "SELECT value FROM node_state WHERE key = ?1",
 	[S_STATE_SET]		= "INSERT OR REPLACE INTO node_state "
 				  "(key, value, updated_ms) VALUES (?1, ?2, ?3)",
@@ -1541,6 +1549,25 @@ queue_applied_has(struct queue *q, const uint8_t id[FRAME_ID_LEN],
 		queue_id_hex(id, hex);
 		q_dberr(q, err, "was change %s applied?", hex);
 	}
+	sqlite3_reset(st);
+	return rc;
+}
+
+int
+queue_user_recent(struct queue *q, const char *user, unsigned int seconds,
+    struct psync_err *err)
+{
+	sqlite3_stmt *st = q_stmt(q, S_USER_RECENT);
+	uint64_t now = q_now(q), span = (uint64_t)seconds * 1000;
+	int r, rc = -1;
+
+	r = bind_text(st, 1, user) == SQLITE_OK &&
+	    sqlite3_bind_int64(st, 2, (sqlite3_int64)(now > span ?
+	    now - span : 0)) == SQLITE_OK ? sqlite3_step(st) : SQLITE_ERROR;
+	if (r == SQLITE_ROW)
+		rc = sqlite3_column_int(st, 0) != 0;
+	else
+		q_dberr(q, err, "did a change for %s pass here lately?", user);
 	sqlite3_reset(st);
 	return rc;
 }

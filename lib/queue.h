@@ -185,6 +185,17 @@ int	queue_user_newest(struct queue *q, const char *user,
 int	queue_change_cmp(uint64_t a_time, const uint8_t a_id[FRAME_ID_LEN],
 	    uint64_t b_time, const uint8_t b_id[FRAME_ID_LEN]);
 
+/*
+ * Did this node queue (a local or relayed change), deliver, or apply a
+ * change for user within the last seconds? 1 yes, 0 no, -1 error. psyncd
+ * asks it before applying an inbound change: only then is the change
+ * plausibly an echo of one that went out, and worth the store's verify
+ * against the stored hash (store_change.check_unchanged).
+ */
+#define QUEUE_ECHO_WINDOW	600	/* seconds: a suggested window */
+int	queue_user_recent(struct queue *q, const char *user,
+	    unsigned int seconds, struct psync_err *err);
+
 int	queue_peer_status(struct queue *q, const char *peer,
 	    struct queue_peer_status *st, struct psync_err *err);
 

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -210,6 +211,52 @@ store_apply(const struct store_conf *conf, const struct store_change *changes,
 		if (results[i].code != PSYNC_OK)
 			failed++;
 	return failed;
+}
+
+/* ---- retired fingerprints ---- */
+
+int
+store_retire_fingerprints(const char *dir, struct psync_err *err)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+	char path[PATH_MAX];
+	size_t i;
+	int removed = 0, rc = 0;
+
+	if (dir == NULL || dir[0] == '\0')
+		return 0;
+	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s%s", dir,
+		    STORE_FP_DB_NAME, suffix[i]) >= sizeof(path)) {
+			perr_set(err, PSYNC_E_OPEN, "%s: path too long", dir);
+			return -1;
+		}
+		if (unlink(path) == 0) {
+			removed = 1;
+		} else if (errno != ENOENT) {
+			perr_set(err, PSYNC_E_WRITE, "%s: cannot remove the "
+			    "retired fingerprint database: %s", path,
+			    strerror(errno));
+			rc = -1;
+		}
+	}
+	if (removed)
+		log_info("store: removed %s/%s: the store no longer keeps "
+		    "fingerprints of passwords", dir, STORE_FP_DB_NAME);
+	return rc == -1 ? -1 : removed;
+}
+
+int
+store_fp_enable(const char *dir, const unsigned char host_key[32],
+    struct psync_err *err)
+{
+	(void)host_key;
+	return store_retire_fingerprints(dir, err) == -1 ? -1 : 0;
+}
+
+void
+store_fp_disable(void)
+{
 }
 
 /* ---- NIS ---- */

@@ -37,6 +37,15 @@ struct store_change {
 	const char		*user;
 	enum store_secret_kind	 kind;
 	const char		*secret;	/* owned by the caller, who wipes it */
+	/*
+	 * An echo is plausible (this node sent or applied a change for the
+	 * user a short while ago, or an administrator replays a load): verify
+	 * a cleartext password against the stored hash first and answer
+	 * "unchanged" when it matches. Off: hash it directly and write it,
+	 * which halves the work of a real change. A hash is always compared
+	 * with the stored one (that costs nothing).
+	 */
+	bool			 check_unchanged;
 };
 
 struct store_result {
@@ -54,12 +63,20 @@ size_t	store_apply(const struct store_conf *conf,
 	    struct store_result *results);
 
 /*
- * Fingerprints (lib/store_fp.c): a shortcut past the verify for passwords
- * the files store has seen. Enable before the first batch with the
- * directory of the database (the queue directory) and the host key;
- * -1 with err when the database cannot be set up, and then every change
- * is verified, as without them.
+ * Retired fingerprints. Earlier versions kept 4-bit keyed fingerprints of
+ * passwords in DIR/fingerprints.db (the queue directory). The store keeps
+ * nothing derived from a password any more: store_retire_fingerprints()
+ * removes that database and its journal files when it finds them, logging
+ * it once; 1 when something was removed, 0 when there was nothing, -1 with
+ * err when a file could not be removed. The files store calls it itself
+ * at every batch when store_conf.state_dir is set.
+ *
+ * store_fp_enable() and store_fp_disable() are the old entry points, kept
+ * so that callers still build: enable only retires the database (the key
+ * is ignored), disable does nothing. Deprecated: call nothing.
  */
+#define STORE_FP_DB_NAME	"fingerprints.db"
+int	store_retire_fingerprints(const char *dir, struct psync_err *err);
 int	store_fp_enable(const char *dir, const unsigned char host_key[32],
 	    struct psync_err *err);
 void	store_fp_disable(void);
@@ -79,7 +96,11 @@ struct store_batch {
 };
 
 void	store_batch_init(struct store_batch *batch);
-/* Add one change (the strings are copied). -1 with err filled on failure. */
+/*
+ * Add one change (the strings are copied), with check_unchanged set: the
+ * caller clears it where an echo is implausible. -1 with err filled on
+ * failure.
+ */
 int	store_batch_add(struct store_batch *batch, const char *user,
 	    enum store_secret_kind kind, const char *secret,
 	    struct psync_err *err);

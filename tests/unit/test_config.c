@@ -263,6 +263,25 @@ test_legacy_mepp_keys_and_peers_are_warned_about(void **state)
 }
 
 static void
+test_retired_fingerprints_option_warns_but_loads(void **state)
+{
+	struct messages m = { 0 };
+	struct psync_config *c;
+
+	(void)state;
+	c = config_load_string("store {\n fingerprints = false\n}\n"
+	    "queue {\n directory = \"/var/lib/x\"\n}\n", "t.conf", collect, &m);
+	assert_non_null(c);
+	assert_int_equal(m.n, 1);
+	assert_string_equal(m.text[0], "t.conf:2: warning: option 'fingerprints' "
+	    "is deprecated and ignored: the store keeps no fingerprints any "
+	    "more; remove it");
+	/* The store finds the old database where the queue lives. */
+	assert_string_equal(c->store.state_dir, "/var/lib/x");
+	config_free(c);
+}
+
+static void
 test_durations_take_units(void **state)
 {
 	(void)state;
@@ -347,6 +366,7 @@ main(void)
 		cmocka_unit_test(test_every_error_names_file_line_option_and_expectation),
 		cmocka_unit_test(test_weak_setups_warn_but_load),
 		cmocka_unit_test(test_legacy_mepp_keys_and_peers_are_warned_about),
+		cmocka_unit_test(test_retired_fingerprints_option_warns_but_loads),
 		cmocka_unit_test(test_durations_take_units),
 		cmocka_unit_test(test_unsafe_files_are_refused),
 	};

@@ -514,6 +514,38 @@ test_apply_once_and_newest_change_per_user(void **state)
 }
 
 static void
+test_user_recent_sees_queued_delivered_and_applied_changes(void **state)
+{
+	struct fx *f = *state;
+	struct frame_change c;
+	struct psync_err err;
+	uint8_t a[FRAME_ID_LEN];
+
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 0);
+	/* Queued here (sent): recent for 600 s, not after. */
+	make_change(&c, 1, "alice", T0, PASSWORD);
+	add_ok(f, &c, NULL, win1, 1, 1);
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 1);
+	assert_int_equal(queue_user_recent(f->q, "bob", 600, &err), 0);
+	f->now = T0 + 601 * 1000;
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 0);
+	/* Delivered later: the delivery counts from when it happened. */
+	assert_int_equal(queue_record(f->q, c.id, "win1", 0, NULL, &err),
+	    QUEUE_DONE);
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 1);
+	f->now += 601 * 1000;
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 0);
+	/* Applied from a peer. */
+	memset(a, 7, sizeof(a));
+	assert_int_equal(queue_applied_add(f->q, a, "alice", T0 - 5, "win2",
+	    &err), 1);
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 1);
+	assert_int_equal(queue_user_recent(f->q, "alice", 0, &err), 1);
+	f->now += 1;
+	assert_int_equal(queue_user_recent(f->q, "alice", 0, &err), 0);
+}
+
+static void
 test_backoff_doubles_from_retry_interval_up_to_the_cap(void **state)
 {
 	static const uint64_t want[] = {
@@ -1107,6 +1139,7 @@ main(void)
 		T(test_older_change_is_superseded_on_arrival),
 		T(test_change_never_goes_back_to_its_origin_or_source),
 		T(test_apply_once_and_newest_change_per_user),
+		T(test_user_recent_sees_queued_delivered_and_applied_changes),
 		T(test_backoff_doubles_from_retry_interval_up_to_the_cap),
 		T(test_result_codes_classify_as_permanent_or_retryable),
 		T(test_permanent_failure_gives_up_and_forgets_the_secret),
