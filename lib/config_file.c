@@ -26,6 +26,7 @@
 #include "log.h"
 #include "mepp.h"
 #include "policy.h"
+#include "store.h"
 #include "util.h"
 
 #ifndef SYSCONFDIR
@@ -323,6 +324,24 @@ validate_classes(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
+validate_bcrypt_cost(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_range(cfg, cfg_opt_name(opt), 4, 31);
+}
+
+static int
+validate_rounds(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_range(cfg, cfg_opt_name(opt), 1000, 999999999);
+}
+
+static int
+validate_yescrypt_cost(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_range(cfg, cfg_opt_name(opt), 1, 11);
+}
+
+static int
 validate_abs_path(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *v = cfg_opt_getnstr(opt, 0);
@@ -553,6 +572,12 @@ static cfg_opt_t store_opts[] = {
 	CFG_INT_CB("lock-timeout",	15,		CFGF_NONE, parse_duration),
 	CFG_INT_CB("hash-threads",	0,		CFGF_NONE, parse_count),
 	CFG_BOOL("fingerprints",	cfg_true,	CFGF_NONE),
+	CFG_INT_CB("hash-max-bcrypt-cost", STORE_DEFAULT_MAX_BCRYPT_COST,
+	    CFGF_NONE, parse_count),
+	CFG_INT_CB("hash-max-rounds",	STORE_DEFAULT_MAX_ROUNDS, CFGF_NONE,
+	    parse_count),
+	CFG_INT_CB("hash-max-yescrypt-cost", STORE_DEFAULT_MAX_YESCRYPT_COST,
+	    CFGF_NONE, parse_count),
 	CFG_END()
 };
 
@@ -645,6 +670,9 @@ static const struct {
 	{ "store|nis-make-dir",		validate_abs_path },
 	{ "store|samba-private-dir",	validate_abs_path },
 	{ "store|fingerprints",		validate_deprecated },
+	{ "store|hash-max-bcrypt-cost",	validate_bcrypt_cost },
+	{ "store|hash-max-rounds",	validate_rounds },
+	{ "store|hash-max-yescrypt-cost", validate_yescrypt_cost },
 	{ "policy",			validate_policy },
 	{ "policy|min-classes",		validate_classes },
 	{ "policy|sync-users",		validate_sync_users },
@@ -803,6 +831,12 @@ convert(cfg_t *root, const char *path)
 	c->store.lock_timeout = (unsigned int)cfg_getint(s, "lock-timeout");
 	c->store.hash_threads = (unsigned int)cfg_getint(s, "hash-threads");
 	c->store.fingerprints = cfg_getbool(s, "fingerprints");
+	c->store.hash_limits.bcrypt_cost =
+	    (unsigned int)cfg_getint(s, "hash-max-bcrypt-cost");
+	c->store.hash_limits.rounds =
+	    (unsigned long)cfg_getint(s, "hash-max-rounds");
+	c->store.hash_limits.yescrypt_cost =
+	    (unsigned int)cfg_getint(s, "hash-max-yescrypt-cost");
 
 	s = cfg_getsec(root, "policy");
 	c->policy.sync_users = dup_str(cfg_getstr(s, "sync-users"));

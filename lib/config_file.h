@@ -50,6 +50,16 @@ struct pw_rules {
 	bool		reject_username;	/* AD: password must not contain the name */
 };
 
+/*
+ * Highest cost of a crypt hash the store takes from a peer (0: the default,
+ * lib/store.h). Anything costlier is refused before crypt ever runs on it.
+ */
+struct hash_limits {
+	unsigned int	 bcrypt_cost;	/* log2 rounds */
+	unsigned long	 rounds;	/* SHA-crypt, Sun MD5, SHA-1, BSDi */
+	unsigned int	 yescrypt_cost;	/* login.defs terms: memory x runs */
+};
+
 struct store_conf {
 	enum store_type	 type;
 	char		*shadow_file;
@@ -66,6 +76,7 @@ struct store_conf {
 	unsigned int	 hash_threads;	/* 0: one per core */
 	bool		 fingerprints;	/* deprecated, ignored: read for old files */
 	char		*state_dir;	/* the queue directory: old state to retire */
+	struct hash_limits hash_limits;
 };
 
 struct policy_conf {

@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config_file.h"
@@ -146,5 +147,48 @@ bool	store_hash_verify(const char *password, const char *hash);
  * refusal err says what is wrong (code PSYNC_E_BAD_PASSWORD).
  */
 int	store_hash_check(const char *hash, struct psync_err *err);
+
+/*
+ * Hash costs (lib/store_cost.c). The defaults sit somewhat above what a
+ * Debian host makes (yescrypt cost 5, 5000 SHA rounds, bcrypt 13 at most in
+ * login.defs), far below what makes crypt run for minutes.
+ */
+#define STORE_DEFAULT_MAX_BCRYPT_COST	14
+#define STORE_DEFAULT_MAX_ROUNDS	1000000ul
+#define STORE_DEFAULT_MAX_YESCRYPT_COST	8	/* 128 MiB */
+
+enum store_cost_kind {
+	STORE_COST_MALFORMED,
+	STORE_COST_FIXED,	/* DES, MD5, NT: one small cost */
+	STORE_COST_LOG2,	/* bcrypt: value is log2 of the rounds */
+	STORE_COST_ROUNDS,	/* value is the rounds */
+	STORE_COST_MEMORY,	/* yescrypt, scrypt: value is bytes x runs */
+};
+
+struct store_hash_cost {
+	const char		*method;	/* "bcrypt", ...; static */
+	enum store_cost_kind	 kind;
+	uint64_t		 value;
+	unsigned int		 n_log2;	/* yescrypt and scrypt */
+	uint64_t		 r, p, t;
+};
+
+/*
+ * Read a crypt hash's method and cost parameters without running it
+ * (every form libxcrypt knows). -1 with err (code 9) when it is not one.
+ */
+int	store_hash_cost(const char *hash, struct store_hash_cost *cost,
+	    struct psync_err *err);
+/*
+ * Is this hash's cost within limits (NULL or zero fields: the defaults)?
+ * 0 yes; -1 with err (code PSYNC_E_BAD_PASSWORD, 9) naming the method, the
+ * cost and the limit. psyncd calls it on a hash from a peer before it
+ * accepts it; store_apply() calls it too, with the store's limits.
+ */
+int	store_hash_cost_check(const char *hash,
+	    const struct hash_limits *limits, struct psync_err *err);
+/* Limits with the defaults filled in. */
+void	store_hash_limits_resolve(const struct hash_limits *in,
+	    struct hash_limits *out);
 
 #endif

@@ -285,10 +285,18 @@ static void
 fc_hash(struct fctx *fx, struct fchange *c, const char *stored,
     struct crypt_data *cd)
 {
+	struct psync_err e;
+
 	c->matched = false;
 	c->newhash[0] = '\0';
 	perr_clear(&c->herr);
-	if (stored != NULL && c->check) {
+	/*
+	 * Never run crypt on a stored hash costlier than the limits (one a
+	 * peer sent before they existed): it cannot be verified, so the
+	 * password is taken as new.
+	 */
+	if (stored != NULL && c->check &&
+	    store_hash_cost_check(stored, &fx->conf->hash_limits, &e) == 0) {
 		c->nverified++;
 		if (store_hash_verify_cd(c->secret, stored, cd)) {
 			c->matched = true;

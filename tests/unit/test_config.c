@@ -103,6 +103,9 @@ test_empty_file_gives_defaults(void **state)
 	assert_false(c->listen_psync.enabled);
 	assert_int_equal(c->n_peers, 0);
 	assert_int_equal(c->queue.retry_interval, 30);
+	assert_int_equal(c->store.hash_limits.bcrypt_cost, 14);
+	assert_int_equal(c->store.hash_limits.rounds, 1000000);
+	assert_int_equal(c->store.hash_limits.yescrypt_cost, 8);
 	config_free(c);
 }
 
@@ -124,6 +127,15 @@ static const struct {
 	  "15m, 2h, 7d or 1w, got '3days'" },
 	{ "# comment\n# comment\nlisten psync {\n port = 70000\n}\n",
 	  "t.conf:4: option 'port': expected a value from 0 to 65535, got 70000" },
+	{ "store {\n hash-max-bcrypt-cost = 32\n}\n",
+	  "t.conf:2: option 'hash-max-bcrypt-cost': expected a value from 4 "
+	  "to 31, got 32" },
+	{ "store {\n hash-max-rounds = 999\n}\n",
+	  "t.conf:2: option 'hash-max-rounds': expected a value from 1000 to "
+	  "999999999, got 999" },
+	{ "store {\n hash-max-yescrypt-cost = 12\n}\n",
+	  "t.conf:2: option 'hash-max-yescrypt-cost': expected a value from 1 "
+	  "to 11, got 12" },
 	{ "policy {\n min-classes = 5\n}\n",
 	  "t.conf:2: option 'min-classes': expected a value from 0 to 4, got 5" },
 	{ "policy {\n min-length = 20\n max-length = 10\n}\n",

@@ -699,6 +699,54 @@ test_check_unchanged_is_per_change_within_one_batch(void **state)
 	assert_int_equal(r[1].outcome, STORE_APPLIED);
 }
 
+static void
+test_costly_hash_from_a_peer_is_code_9_and_not_stored(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_result r;
+	char *now;
+
+	apply1(fx, "alice", STORE_SECRET_HASH, "$6$rounds=999999999$abcdefgh$"
+	    "C/UyUIoYbYZoxRzWA1jhrMzCtoWAP4X1Y3K19W9MF2iadjXK6APn0m0eIbRgBIBf9"
+	    "YqHG5NBvs.aaEUSctcx51", &r);
+	assert_int_equal(r.code, PSYNC_E_BAD_PASSWORD);
+	assert_int_equal(r.outcome, STORE_FAILED);
+	assert_non_null(strstr(r.reason, "alice"));
+	assert_non_null(strstr(r.reason, "rounds 999999999"));
+	apply1(fx, "alice", STORE_SECRET_HASH, "$2b$31$CocejWtg.b4pK.Kx4CAsZOqy"
+	    "WBWYx2MJbvyVONkO8OWU1ZCI5KdES", &r);
+	assert_int_equal(r.code, PSYNC_E_BAD_PASSWORD);
+	assert_non_null(strstr(r.reason, "bcrypt cost 31"));
+	now = read_all(fx->shadow);
+	assert_string_equal(now, fx->orig);
+	free(now);
+	/* The store's own limits apply: a lower one refuses more. */
+	fx->conf.hash_limits.rounds = 1000;
+	apply1(fx, "alice", STORE_SECRET_HASH, "$5$oThbi3nsHvYfOhRv$mmAOkR6qBinQ"
+	    "HhmodDSnpZ07828FcWgla.GZqHzsqj0", &r);
+	assert_int_equal(r.code, PSYNC_E_BAD_PASSWORD);
+	assert_non_null(strstr(r.reason, "rounds 5000 are above the limit 1000"));
+}
+
+static void
+test_stored_hash_above_the_limits_is_never_verified(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_result r;
+	char hash[256], *now;
+
+	/* alice's stored hash has 1000 rounds; the limit says at most 999. */
+	fx->conf.hash_limits.rounds = 999;
+	assert_int_equal(apply_counted(fx, "alice-old", true, &r), 0);
+	assert_int_equal(r.outcome, STORE_APPLIED);
+	now = read_all(fx->shadow);
+	field_of(now, "alice", 1, hash, sizeof(hash));
+	free(now);
+	assert_true(store_hash_verify("alice-old", hash));
+	fx->conf.hash_limits.rounds = 0;
+	assert_int_equal(apply_counted(fx, "alice-old", true, &r), 1);
+}
+
 /* A file of the old fingerprint database (or its journals) in dir. */
 static void
 make_fp_file(const char *dir, const char *suffix)
@@ -852,6 +900,8 @@ main(void)
 		T(test_check_unchanged_verifies_and_finds_the_same_password),
 		T(test_without_check_unchanged_the_password_is_hashed_without_verify),
 		T(test_check_unchanged_is_per_change_within_one_batch),
+		T(test_costly_hash_from_a_peer_is_code_9_and_not_stored),
+		T(test_stored_hash_above_the_limits_is_never_verified),
 		T(test_old_fingerprint_database_is_removed_at_the_first_batch),
 		T(test_retire_fingerprints_and_the_old_entry_points),
 		cmocka_unit_test(test_line_parser_field_counts_and_numbers),
