@@ -11,6 +11,10 @@
  * the old file stays as "FILE-", as shadow-utils keeps it. Every byte of
  * every line the batch does not change is copied as it was.
  *
+ * psync never unlocks an account: the lock markers at the start of a stored
+ * field ("!", "*LK*", "*") stay in front of the new hash, and a field that
+ * holds no usable hash and no marker (empty, "x") gets a "!".
+ *
  * A new password is verified against the stored hash first ("unchanged")
  * only when the caller says an echo is plausible (check_unchanged): the
  * verify is one run of the slow hash, as costly as hashing the new
@@ -81,7 +85,8 @@ struct fchange {
 	int		 seen;		/* lines found for this user */
 	bool		 malformed;
 	struct store_line line;
-	size_t		 lockpfx;	/* leading "!" of the stored hash */
+	size_t		 lockpfx;	/* lock markers of the stored hash */
+	bool		 addlock;	/* no usable hash, no marker: add "!" */
 	bool		 write;
 };
 
@@ -231,6 +236,12 @@ each_line(const char *buf, size_t len,
 	}
 }
 
+/*
+ * The lock markers at the start of a stored hash field, which a new hash
+ * keeps in front of it: any run of "!" (passwd -l, usermod -L), then
+ * "*LK*" (the Solaris lock) or a "*" (no password: "*" alone is a field of
+ * just the marker).
+ */
 static size_t
 lock_prefix(const char *hash, size_t len)
 {
@@ -238,7 +249,25 @@ lock_prefix(const char *hash, size_t len)
 
 	while (n < len && hash[n] == '!')
 		n++;
+	if (len - n >= 4 && memcmp(hash + n, "*LK*", 4) == 0)
+		n += 4;
+	else if (n < len && hash[n] == '*')
+		n++;
 	return n;
+}
+
+/*
+ * A field without a marker that holds no usable hash either (empty, "x",
+ * "NP"): no password logs in, as lib/account.c judges it. A new hash there
+ * would make one usable, so it gets a "!" in front. In a passwd file that
+ * keeps the hashes, "x" is only the usual placeholder and is replaced.
+ */
+static bool
+needs_lock(const char *hash, size_t len, size_t lockpfx, bool shadow)
+{
+	if (!shadow && len == 1 && hash[0] == 'x')
+		return false;
+	return lockpfx == 0 && (len == 0 || (hash[0] != '$' && len < 13));
 }
 
 static void
@@ -273,6 +302,8 @@ locked_line(struct fctx *fx, const char *line, size_t len)
 		return;
 	}
 	c->lockpfx = lock_prefix(c->line.hash, c->line.hash_len);
+	c->addlock = needs_lock(c->line.hash, c->line.hash_len, c->lockpfx,
+	    fx->shadow);
 }
 
 unsigned long store_stat_verified;
@@ -647,7 +678,7 @@ build_output(struct fctx *fx, const struct ffile *f, size_t nwrite,
 	    (long long)(time(NULL) / 86400));
 	w = calloc(nwrite, sizeof(*w));
 	cap = f->len + 1 + nwrite * (sizeof(((struct fchange *)0)->newhash) +
-	    sizeof(day));
+	    sizeof(day) + 1);
 	out = malloc(cap);
 	if (w == NULL || out == NULL) {
 		perr_set(err, PSYNC_E_WRITE, "%s: out of memory", fx->path);
@@ -664,6 +695,8 @@ build_output(struct fctx *fx, const struct ffile *f, size_t nwrite,
 		/* Everything up to and including the lock prefix. */
 		memcpy(out + o, cur, (size_t)(c->line.hash - cur) + c->lockpfx);
 		o += (size_t)(c->line.hash - cur) + c->lockpfx;
+		if (c->addlock)
+			out[o++] = '!';
 		memcpy(out + o, c->newhash, strlen(c->newhash));
 		o += strlen(c->newhash);
 		if (fx->shadow) {
@@ -756,7 +789,9 @@ decide(struct fctx *fx, struct crypt_data *cd, struct store_result *results)
 		c->write = true;
 		nwrite++;
 		store_result_set(r, PSYNC_OK, STORE_APPLIED,
-		    "password of %s changed in %s", c->user, fx->path);
+		    "password of %s changed in %s%s", c->user, fx->path,
+		    c->lockpfx > 0 || c->addlock ? "; the account stays "
+		    "locked" : "");
 	}
 	return nwrite;
 }

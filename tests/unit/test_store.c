@@ -327,6 +327,78 @@ test_locked_account_keeps_its_lock_prefix(void **state)
 	free(now);
 }
 
+/* The field user's line holds after one change to password pw. */
+static void
+field_after(struct fixture *fx, const char *user, const char *line,
+    enum store_secret_kind kind, const char *pw, char *field, size_t flen)
+{
+	struct store_change c = { user, kind, pw, true };
+	struct store_result r;
+	char *now, *text;
+
+	now = read_all(fx->shadow);
+	text = malloc(strlen(now) + strlen(line) + 3);
+	assert_non_null(text);
+	sprintf(text, "%s\n%s\n", now, line);
+	write_file(fx->shadow, text, 0640);
+	free(text);
+	free(now);
+	store_apply(&fx->conf, &c, 1, &r);
+	if (r.code != PSYNC_OK || r.outcome != STORE_APPLIED)
+		fail_msg("%s: code %d, %s: %s", user, r.code,
+		    store_outcome_name(r.outcome), r.reason);
+	assert_non_null(strstr(r.reason, "the account stays locked"));
+	now = read_all(fx->shadow);
+	field_of(now, user, 1, field, flen);
+	free(now);
+}
+
+static void
+test_lock_markers_are_kept_and_no_account_is_unlocked(void **state)
+{
+	static const struct {
+		const char	*line;
+		const char	*marker;
+	} t[] = {
+		{ "u1:*:19000:0:99999:7:::",		"*" },
+		{ "u2:*LK*:19000:0:99999:7:::",		"*LK*" },
+		{ "u3:*LK*$5$oThbi3nsHvYfOhRv$mmAOkR6qBinQHhmodDSnpZ07828FcWgla."
+		  "GZqHzsqj0:19000::::::",		"*LK*" },
+		{ "u4:!!:19000:0:99999:7:::",		"!!" },
+		{ "u5:!*:19000:0:99999:7:::",		"!*" },
+		{ "u6::19000:0:99999:7:::",		"!" },	/* empty */
+		{ "u7:x:19000:0:99999:7:::",		"!" },
+		{ "u8:!$5$oThbi3nsHvYfOhRv$mmAOkR6qBinQHhmodDSnpZ07828FcWgla."
+		  "GZqHzsqj0:19000::::::",		"!" },
+	};
+	static const char peer_hash[] =
+	    "$5$oThbi3nsHvYfOhRv$mmAOkR6qBinQHhmodDSnpZ07828FcWgla.GZqHzsqj0";
+	struct fixture *fx = *state;
+	char field[256], user[8];
+	size_t i, ml;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		snprintf(user, sizeof(user), "u%zu", i + 1);
+		ml = strlen(t[i].marker);
+		field_after(fx, user, t[i].line, STORE_SECRET_CLEARTEXT,
+		    "Fresh-Pw-1", field, sizeof(field));
+		if (strncmp(field, t[i].marker, ml) != 0 ||
+		    field[ml] != '$' ||
+		    !store_hash_verify("Fresh-Pw-1", field + ml))
+			fail_msg("%s: \"%s\" became \"%s\"", user, t[i].line,
+			    field);
+	}
+	/* A hash from a peer keeps the marker too. */
+	field_after(fx, "h1", "h1:*:19000:0:99999:7:::", STORE_SECRET_HASH,
+	    peer_hash, field, sizeof(field));
+	assert_true(field[0] == '*');
+	assert_string_equal(field + 1, peer_hash);
+	field_after(fx, "h2", "h2::19000:0:99999:7:::", STORE_SECRET_HASH,
+	    peer_hash, field, sizeof(field));
+	assert_true(field[0] == '!');
+	assert_string_equal(field + 1, peer_hash);
+}
+
 static void
 test_unknown_user_is_code_12_and_others_still_apply(void **state)
 {
@@ -530,7 +602,8 @@ test_later_change_for_same_user_wins(void **state)
 	assert_int_equal(r[2].outcome, STORE_APPLIED);
 	now = read_all(fx->shadow);
 	field_of(now, "bob", 1, hash, sizeof(hash));
-	assert_true(store_hash_verify("bob-second", hash));
+	assert_true(hash[0] == '*');	/* bob had no password: still none */
+	assert_true(store_hash_verify("bob-second", hash + 1));
 	free(now);
 }
 
@@ -884,6 +957,7 @@ main(void)
 		T(test_identical_hash_is_unchanged_different_hash_is_stored),
 		T(test_malformed_hash_secret_is_code_9),
 		T(test_locked_account_keeps_its_lock_prefix),
+		T(test_lock_markers_are_kept_and_no_account_is_unlocked),
 		T(test_unknown_user_is_code_12_and_others_still_apply),
 		T(test_nis_compat_line_is_not_a_user),
 		T(test_unparsable_user_line_is_code_21_others_apply),
