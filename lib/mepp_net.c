@@ -745,26 +745,29 @@ mepp_log_answer(const char *peer, const char *addr, const char *user,
 {
 	const char *what = type == MEPP_TYPE_CHECK ? "check" : "password change";
 
+	/* The user name came off the network; a peer may repeat itself. */
+	user = log_str(user);
+
 	switch (code) {
 	case PSYNC_OK:
 		log_info("MEPP: %s for user %s from host %s/%s: accepted", what,
 		    user, peer, addr);
 		break;
 	case PSYNC_E_PROTOCOL:
-		log_warnx("%d: secret key mismatch or packet error for user %s "
+		log_peer_warnx(peer, "%d: secret key mismatch or packet error for user %s "
 		    "on host %s/%s (%s)", PSYNC_MSG_KEY_MISMATCH, user, peer,
 		    addr, why != NULL ? why : "refused by the decision");
 		break;
 	case PSYNC_E_NO_USER:
-		log_warnx("%d: user %s does not exist on host %s/%s",
+		log_peer_warnx(peer, "%d: user %s does not exist on host %s/%s",
 		    PSYNC_MSG_NO_USER, user, peer, addr);
 		break;
 	case PSYNC_E_REFUSED:
-		log_warnx("%d: password propagation denied for the remote user "
+		log_peer_warnx(peer, "%d: password propagation denied for the remote user "
 		    "%s on host %s/%s", PSYNC_MSG_DENIED, user, peer, addr);
 		break;
 	default:
-		log_warnx("MEPP: %s for user %s from host %s/%s answered %d (%s)",
+		log_peer_warnx(peer, "MEPP: %s for user %s from host %s/%s answered %d (%s)",
 		    what, user, peer, addr, code, code_reason(code));
 		break;
 	}
@@ -846,7 +849,8 @@ mepp_conn_serve(struct mepp_conn *c)
 	pthread_mutex_unlock(&l->decide_lock);
 	if (code < 0 || code > PSYNC_CODE_MAX) {
 		log_warnx("MEPP: the decision for user %s from host %s/%s gave "
-		    "%d, not a result code; answering %d", user, peer->name,
+		    "%d, not a result code; answering %d", log_str(user),
+		    peer->name,
 		    c->addr, code, PSYNC_E_UPDATE_FAILED);
 		code = PSYNC_E_UPDATE_FAILED;
 	}

@@ -1044,8 +1044,8 @@ refuse_frame(struct wire_conn *c, const struct psync_err *why)
 	struct frame f;
 	long n;
 
-	log_warnx("peer %s (%s): undecodable frame, closing: %s", c->peer,
-	    c->addr, why->msg);
+	log_peer_warnx(c->peer, "peer %s (%s): undecodable frame, closing: %s",
+	    log_str(c->peer), c->addr, log_str(why->msg));
 	if (frame_set_error(&f, PSYNC_E_PROTOCOL, why->msg, &ignored) == 0) {
 		n = frame_encode(&f, c->wbuf, sizeof(c->wbuf), &ignored);
 		/* A short deadline: a peer that sends garbage gets no patience. */
