@@ -625,6 +625,7 @@ static cfg_opt_t queue_opts[] = {
 	CFG_INT_CB("retry-interval",	30,		CFGF_NONE, parse_duration),
 	CFG_INT_CB("max-retry-interval", 3600,		CFGF_NONE, parse_duration),
 	CFG_INT_CB("max-age",		604800,		CFGF_NONE, parse_duration),
+	CFG_INT_CB("retention",		30 * 86400,	CFGF_NONE, parse_duration),
 	CFG_INT_CB("warn-depth",	1000,		CFGF_NONE, parse_count),
 	CFG_INT_CB("warn-age",		3600,		CFGF_NONE, parse_duration),
 	CFG_END()
@@ -867,6 +868,7 @@ convert(cfg_t *root, const char *path)
 	c->queue.retry_interval = (unsigned int)cfg_getint(s, "retry-interval");
 	c->queue.max_retry_interval = (unsigned int)cfg_getint(s, "max-retry-interval");
 	c->queue.max_age = (unsigned int)cfg_getint(s, "max-age");
+	c->queue.retention = (unsigned int)cfg_getint(s, "retention");
 	c->queue.warn_depth = (unsigned int)cfg_getint(s, "warn-depth");
 	c->queue.warn_age = (unsigned int)cfg_getint(s, "warn-age");
 

@@ -125,6 +125,7 @@ struct queue_conf {
 	unsigned int	 retry_interval;	/* seconds */
 	unsigned int	 max_retry_interval;
 	unsigned int	 max_age;
+	unsigned int	 retention;	/* finished records kept (queue_maintain) */
 	unsigned int	 warn_depth;
 	unsigned int	 warn_age;
 };

@@ -515,6 +515,8 @@ limits_fill(struct queue_limits *dst, const struct queue_limits *src)
 	    src->max_retry_interval : QUEUE_DEFAULT_MAX_RETRY;
 	dst->max_age = src != NULL && src->max_age > 0 ?
 	    src->max_age : QUEUE_DEFAULT_MAX_AGE;
+	dst->retention = src != NULL && src->retention > 0 ?
+	    src->retention : QUEUE_DEFAULT_RETENTION;
 	if (dst->max_retry_interval < dst->retry_interval)
 		dst->max_retry_interval = dst->retry_interval;
 }
@@ -1859,4 +1861,71 @@ queue_state_del(struct queue *q, const char *key, struct psync_err *err)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- upkeep ---- */
+
+/* One integer from a PRAGMA or query. */
+static int
+q_int(struct queue *q, const char *sql, int64_t *v, struct psync_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		q_dberr(q, err, "%s", sql);
+		goto done;
+	}
+	*v = sqlite3_column_int64(st, 0);
+	rc = 0;
+done:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+queue_maintain(struct queue *q, struct queue_maint *m, struct psync_err *err)
+{
+	uint64_t now = q_now(q), keep = (uint64_t)q->limits.retention * 1000;
+	int64_t pages, free_pages, page_size;
+	long purged;
+	int rc = -1;
+
+	memset(m, 0, sizeof(*m));
+	purged = queue_purge(q, now > keep ? now - keep : 0, err);
+	if (purged == -1)
+		goto done;
+	m->purged = purged;
+	if (q_int(q, "PRAGMA page_count", &pages, err) == -1 ||
+	    q_int(q, "PRAGMA freelist_count", &free_pages, err) == -1 ||
+	    q_int(q, "PRAGMA page_size", &page_size, err) == -1)
+		goto done;
+	m->bytes_before = pages * page_size;
+	/*
+	 * Freed pages are reused by later writes, so the file only needs
+	 * shrinking after a large purge: a quarter of it free, and at least
+	 * QUEUE_VACUUM_MIN_PAGES. VACUUM rewrites the database (secure_delete
+	 * stays on: nothing sealed lingers in the freed pages).
+	 */
+	if (free_pages >= QUEUE_VACUUM_MIN_PAGES && free_pages * 4 >= pages) {
+		if (sqlite3_exec(q->db, "VACUUM", NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			q_dberr(q, err, "vacuum");
+			goto done;
+		}
+		m->vacuumed = true;
+	}
+	/* Hand the write-ahead log's space back too. */
+	if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+	    NULL, NULL) != SQLITE_OK) {
+		q_dberr(q, err, "checkpoint");
+		goto done;
+	}
+	if (q_int(q, "PRAGMA page_count", &pages, err) == -1)
+		goto done;
+	m->bytes_after = pages * page_size;
+	rc = 0;
+done:
+	return rc;
 }

@@ -34,6 +34,9 @@
 #define QUEUE_DEFAULT_RETRY		30
 #define QUEUE_DEFAULT_MAX_RETRY		3600
 #define QUEUE_DEFAULT_MAX_AGE		(7 * 24 * 3600)
+#define QUEUE_DEFAULT_RETENTION		(30 * 24 * 3600)
+/* Free pages (4 KiB) before queue_maintain() considers a VACUUM. */
+#define QUEUE_VACUUM_MIN_PAGES		32
 
 /* A "code" for queue_record when the peer could not be reached at all. */
 #define QUEUE_CODE_UNREACHABLE	(-1)
@@ -56,6 +59,7 @@ struct queue_limits {
 	unsigned int	retry_interval;		/* first back-off, seconds */
 	unsigned int	max_retry_interval;	/* back-off cap, seconds */
 	unsigned int	max_age;		/* pending longer: given up */
+	unsigned int	retention;		/* finished records kept, seconds */
 };
 
 /* One due delivery, with the change and its secret in clear: wipe it. */
@@ -216,6 +220,22 @@ long	queue_drop(struct queue *q, const uint8_t id[FRAME_ID_LEN],
  * Returns the number of deliveries deleted, or -1.
  */
 long	queue_purge(struct queue *q, uint64_t before_ms, struct psync_err *err);
+
+/*
+ * Upkeep, called by psyncd now and then (say once an hour, and once at
+ * start): queue_purge() of what finished more than limits.retention ago
+ * (applied ids, finished changes and deliveries; the newest record per
+ * user stays), a VACUUM when that left a quarter of the file free, and a
+ * checkpoint that truncates the write-ahead log. m says what happened.
+ */
+struct queue_maint {
+	long		purged;		/* deliveries deleted */
+	bool		vacuumed;
+	int64_t		bytes_before;	/* database pages, before and after */
+	int64_t		bytes_after;
+};
+int	queue_maintain(struct queue *q, struct queue_maint *m,
+	    struct psync_err *err);
 
 /* Node state: small values under short keys. get: 1 found (len set),
    0 missing, -1 error (a value larger than cap is an error). */

@@ -545,6 +545,110 @@ test_user_recent_sees_queued_delivered_and_applied_changes(void **state)
 	assert_int_equal(queue_user_recent(f->q, "alice", 0, &err), 0);
 }
 
+/* The database and its write-ahead log, in bytes. */
+static long long
+db_bytes(const struct fx *f)
+{
+	char wal[128];
+	struct stat st;
+	long long n = 0;
+
+	if (stat(f->db, &st) == 0)
+		n += st.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	if (stat(wal, &st) == 0)
+		n += st.st_size;
+	return n;
+}
+
+/* Change i of a stream: one of 20 users, delivered at once to win1. */
+static void
+change_delivered(struct fx *f, unsigned int i)
+{
+	struct frame_change c;
+	struct psync_err err;
+	char user[16];
+
+	snprintf(user, sizeof(user), "user%02u", i % 20);
+	make_change(&c, 100000 + i, user, f->now, PASSWORD);
+	add_ok(f, &c, NULL, win1, 1, 1);
+	assert_int_equal(queue_record(f->q, c.id, "win1", 0, NULL, &err),
+	    QUEUE_DONE);
+}
+
+static void
+test_maintain_keeps_the_file_bounded_over_many_changes(void **state)
+{
+	struct fx *f = *state;
+	struct queue_maint m;
+	struct psync_err err;
+	struct seen seen;
+	long long warm = 0, most = 0, size;
+	unsigned int i;
+
+	fx_close(f);
+	f->limits.retention = 24 * 3600;
+	fx_open(f);
+	/* 960 changes, one every 20 minutes: 320 hours, 13 retentions. */
+	for (i = 1; i <= 960; i++) {
+		change_delivered(f, i);
+		f->now += 20 * 60 * 1000;
+		if (i % 40 != 0)
+			continue;
+		if (queue_maintain(f->q, &m, &err) == -1)
+			fail_msg("queue_maintain: %s", err.msg);
+		size = db_bytes(f);
+		if (i == 160)		/* two retentions in */
+			warm = size;
+		if (i > 160 && size > most)
+			most = size;
+	}
+	/* Without the purge the file grows with every change (6x here). */
+	if (most > warm + warm / 2)
+		fail_msg("queue grew from %lld to %lld bytes", warm, most);
+	/* What is left: the last day's deliveries (72, one every 20 min). */
+	memset(&seen, 0, sizeof(seen));
+	assert_true(queue_list(f->q, NULL, false, collect, &seen, &err) >= 0);
+	if (seen.n < 70 || seen.n > 75)
+		fail_msg("%zu deliveries left, expected one day's 72", seen.n);
+}
+
+static void
+test_maintain_vacuums_after_a_large_purge_and_keeps_newest_per_user(
+    void **state)
+{
+	struct fx *f = *state;
+	struct queue_maint m;
+	struct psync_err err;
+	uint8_t id[FRAME_ID_LEN];
+	uint64_t t;
+	long long before;
+	unsigned int i;
+
+	for (i = 1; i <= 600; i++)
+		change_delivered(f, i);
+	assert_int_equal(queue_maintain(f->q, &m, &err), 0);
+	assert_int_equal(m.purged, 0);	/* nothing older than 30 days */
+	assert_false(m.vacuumed);
+	before = db_bytes(f);
+	f->now += (uint64_t)QUEUE_DEFAULT_RETENTION * 1000 + 1;
+	assert_int_equal(queue_maintain(f->q, &m, &err), 0);
+	assert_int_equal(m.purged, 600);
+	if (!m.vacuumed)
+		fail_msg("no VACUUM: %lld of %lld bytes", (long long)m.bytes_after,
+		    (long long)m.bytes_before);
+	if (m.bytes_after * 2 >= m.bytes_before || db_bytes(f) * 2 >= before)
+		fail_msg("%lld -> %lld bytes, file %lld -> %lld",
+		    (long long)m.bytes_before, (long long)m.bytes_after, before,
+		    db_bytes(f));
+	/* Last writer wins still knows each user's newest change. */
+	assert_int_equal(queue_user_newest(f->q, "user07", &t, id, &err), 1);
+	assert_int_equal(queue_check(f->q, &err), 0);
+	/* Nothing left to free: no second VACUUM. */
+	assert_int_equal(queue_maintain(f->q, &m, &err), 0);
+	assert_false(m.vacuumed);
+}
+
 static void
 test_backoff_doubles_from_retry_interval_up_to_the_cap(void **state)
 {
@@ -1140,6 +1244,8 @@ main(void)
 		T(test_change_never_goes_back_to_its_origin_or_source),
 		T(test_apply_once_and_newest_change_per_user),
 		T(test_user_recent_sees_queued_delivered_and_applied_changes),
+		T(test_maintain_keeps_the_file_bounded_over_many_changes),
+		T(test_maintain_vacuums_after_a_large_purge_and_keeps_newest_per_user),
 		T(test_backoff_doubles_from_retry_interval_up_to_the_cap),
 		T(test_result_codes_classify_as_permanent_or_retryable),
 		T(test_permanent_failure_gives_up_and_forgets_the_secret),
