@@ -24,6 +24,7 @@
 #include "util.h"
 
 #define QUEUE_DB_NAME		"queue.db"
+#define QUEUE_GEN_NAME		"queue.gen"	/* generation side file */
 #define QUEUE_SOURCE_LOCAL	"local"	/* source of a change made here */
 #define QUEUE_ERROR_MAX		256	/* bytes of error text kept a delivery */
 #define QUEUE_KEY_MAX		64	/* bytes of a node state key */
@@ -113,6 +114,20 @@ int	queue_open(struct queue **qp, const char *dir,
 	    const unsigned char key[SEAL_KEY_LEN],
 	    const struct queue_limits *limits, struct psync_err *err);
 void	queue_close(struct queue *q);
+/*
+ * Lost writes. Every commit counts a generation in the database and then
+ * in DIR/queue.gen (mode 0600, made durable at open and close). At open, a
+ * database behind its side file lost writes it had committed (a WAL cut
+ * short, a restored backup, a deleted database made anew): queue_open()
+ * still succeeds (the queue is usable), logs it at LOG_CRIT, and
+ * queue_lost_writes() returns the explanation (NULL when nothing was lost)
+ * for psyncctl status to show, at this and every later open, until
+ * queue_lost_writes_clear().
+ */
+const char *queue_lost_writes(const struct queue *q);
+/* The explanation stays (node state "lost-writes") until cleared here. */
+#define QUEUE_STATE_LOST_WRITES	"lost-writes"
+int	queue_lost_writes_clear(struct queue *q, struct psync_err *err);
 /* Replace the wall clock (milliseconds since the epoch); for tests. */
 void	queue_set_clock(struct queue *q, queue_clock_fn fn, void *ctx);
 /* PRAGMA integrity_check; 0 when it answers "ok". */

@@ -649,6 +649,135 @@ test_maintain_vacuums_after_a_large_purge_and_keeps_newest_per_user(
 	assert_false(m.vacuumed);
 }
 
+/* Copy a file byte for byte (a backup, as an administrator takes one). */
+static void
+copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	ssize_t n;
+	int in, out;
+
+	in = open(from, O_RDONLY);
+	assert_true(in >= 0);
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	assert_int_equal(n, 0);
+	close(in);
+	assert_int_equal(close(out), 0);
+}
+
+static void
+add_changes(struct fx *f, unsigned int first, unsigned int n)
+{
+	struct frame_change c;
+	unsigned int i;
+
+	for (i = first; i < first + n; i++) {
+		make_change(&c, 200000 + i, "alice", f->now + i, PASSWORD);
+		add_ok(f, &c, NULL, win1, 1, 1);
+	}
+}
+
+static void
+test_clean_reopen_reports_no_lost_writes(void **state)
+{
+	struct fx *f = *state;
+	char gen[128];
+	struct stat st;
+
+	snprintf(gen, sizeof(gen), "%s/%s", f->dir, QUEUE_GEN_NAME);
+	assert_int_equal(stat(gen, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_null(queue_lost_writes(f->q));
+	add_changes(f, 0, 3);
+	fx_close(f);
+	fx_open(f);
+	assert_null(queue_lost_writes(f->q));
+	/* A queue from before the side file: it is made, nothing lost. */
+	fx_close(f);
+	assert_int_equal(unlink(gen), 0);
+	fx_open(f);
+	assert_null(queue_lost_writes(f->q));
+	assert_int_equal(stat(gen, &st), 0);
+}
+
+static void
+test_restored_backup_is_reported_as_lost_writes(void **state)
+{
+	struct fx *f = *state;
+	char backup[128];
+	const char *lost;
+	struct psync_err err;
+
+	add_changes(f, 0, 2);
+	fx_close(f);		/* the WAL is folded in at close */
+	snprintf(backup, sizeof(backup), "%s/backup.db", f->dir);
+	copy_file(f->db, backup);
+	fx_open(f);
+	add_changes(f, 2, 3);
+	fx_close(f);
+	copy_file(backup, f->db);
+	fx_open(f);
+	lost = queue_lost_writes(f->q);
+	assert_non_null(lost);
+	assert_non_null(strstr(lost, "lost its last 3 committed writes"));
+	assert_non_null(strstr(lost, "restored from a backup"));
+	/* It stays said, whoever opened the queue first, until cleared. */
+	fx_close(f);
+	fx_open(f);
+	assert_non_null(queue_lost_writes(f->q));
+	assert_int_equal(queue_lost_writes_clear(f->q, &err), 0);
+	assert_null(queue_lost_writes(f->q));
+	fx_close(f);
+	fx_open(f);
+	assert_null(queue_lost_writes(f->q));
+}
+
+static void
+test_deleted_database_made_anew_is_reported(void **state)
+{
+	struct fx *f = *state;
+
+	add_changes(f, 0, 4);
+	fx_close(f);
+	assert_int_equal(unlink(f->db), 0);
+	fx_open(f);
+	assert_non_null(queue_lost_writes(f->q));
+	assert_non_null(strstr(queue_lost_writes(f->q), "at generation 1 "));
+}
+
+static void
+test_wal_cut_short_is_reported_as_lost_writes(void **state)
+{
+	struct fx *f = *state;
+	char wal[128];
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	add_changes(f, 0, 1);
+	fx_close(f);
+	/* A writer commits into the WAL and dies before any checkpoint. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fx_open(f);
+		add_changes(f, 1, 6);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	assert_int_equal(stat(wal, &st), 0);
+	/* The log is cut short: the last commits' frames are gone. */
+	assert_int_equal(truncate(wal, st.st_size / 2), 0);
+	fx_open(f);
+	assert_non_null(queue_lost_writes(f->q));
+	assert_non_null(strstr(queue_lost_writes(f->q), "committed writes"));
+}
+
 static void
 test_backoff_doubles_from_retry_interval_up_to_the_cap(void **state)
 {
@@ -1246,6 +1375,10 @@ main(void)
 		T(test_user_recent_sees_queued_delivered_and_applied_changes),
 		T(test_maintain_keeps_the_file_bounded_over_many_changes),
 		T(test_maintain_vacuums_after_a_large_purge_and_keeps_newest_per_user),
+		T(test_clean_reopen_reports_no_lost_writes),
+		T(test_restored_backup_is_reported_as_lost_writes),
+		T(test_deleted_database_made_anew_is_reported),
+		T(test_wal_cut_short_is_reported_as_lost_writes),
 		T(test_backoff_doubles_from_retry_interval_up_to_the_cap),
 		T(test_result_codes_classify_as_permanent_or_retryable),
 		T(test_permanent_failure_gives_up_and_forgets_the_secret),
