@@ -46,6 +46,7 @@ struct loader {
 	void		*ctx;
 	int		 errors;
 	int		 warnings;
+	mode_t		 mode;		/* of the file; 0 for a string */
 };
 static _Thread_local struct loader *cur;
 
@@ -926,6 +927,15 @@ check_whole(const struct psync_config *c, bool check_files)
 			    "than this node's own name", p->name);
 		if (p->protocol == PROTO_MEPP) {
 			any_mepp = true;
+			/* An inline key is a key file: private, or refused. */
+			if (p->legacy_key != NULL &&
+			    (cur->mode & (S_IRGRP | S_IROTH)) != 0)
+				conf_error(p->line, "peer '%s': option 'key': "
+				    "refused: the key is written in a file "
+				    "readable by group or others (mode %04o); "
+				    "make the file mode 0600 or put the key in "
+				    "a key-file", p->name,
+				    (unsigned)(cur->mode & 07777));
 			if (p->legacy_key != NULL &&
 			    mepp_key_check(p->legacy_key, why, sizeof(why)) == -1)
 				conf_warning(p->line, "peer '%s': option 'key': "
@@ -1099,9 +1109,10 @@ done:
 struct psync_config *
 config_load(const char *path, bool check_owner, config_report_fn rep, void *ctx)
 {
-	struct loader ld = { path, rep, ctx, 0, 0 };
+	struct loader ld = { path, rep, ctx, 0, 0, 0 };
 	struct psync_config *c = NULL;
 	struct psync_err err;
+	struct stat st;
 	char *text = NULL;
 	ssize_t n;
 	size_t len = 0;
@@ -1121,6 +1132,11 @@ config_load(const char *path, bool check_owner, config_report_fn rep, void *ctx)
 			rep(ctx, err.msg);
 		goto done;
 	}
+	if (fstat(fd, &st) == -1) {
+		conf_error(0, "cannot stat: %s", strerror(errno));
+		goto done;
+	}
+	ld.mode = st.st_mode;
 	text = malloc(CONFIG_MAX_SIZE + 1);
 	if (text == NULL) {
 		conf_error(0, "out of memory");
@@ -1161,7 +1177,7 @@ struct psync_config *
 config_load_string(const char *text, const char *name, config_report_fn rep,
     void *ctx)
 {
-	struct loader ld = { name, rep, ctx, 0, 0 };
+	struct loader ld = { name, rep, ctx, 0, 0, 0 };
 	struct psync_config *c;
 
 	cur = &ld;

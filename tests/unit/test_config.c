@@ -361,6 +361,27 @@ test_unsafe_files_are_refused(void **state)
 	assert_int_equal(m.n, 0);
 	config_free(c);
 
+	/* A MEPP key inline is a key: the file must then be private. */
+	snprintf(text, sizeof(text), "listen mepp {\n}\npeer \"w\" {\n"
+	    " protocol = mepp\n address = \"192.0.2.3\"\n"
+	    " key = \"Abcdef123456789!\"\n}\n");
+	write_file(conf, text, 0644);
+	memset(&m, 0, sizeof(m));
+	c = config_load(conf, true, collect, &m);
+	assert_null(c);
+	assert_int_equal(m.n, 2);	/* and the MEPP warning */
+	assert_non_null(strstr(m.text[0], ":7: peer 'w': option 'key': "
+	    "refused: the key is written in a file readable by group or "
+	    "others (mode 0644)"));
+	write_file(conf, text, 0640);
+	memset(&m, 0, sizeof(m));
+	assert_null(config_load(conf, false, collect, &m));
+	write_file(conf, text, 0600);
+	memset(&m, 0, sizeof(m));
+	c = config_load(conf, true, collect, &m);
+	assert_non_null(c);
+	config_free(c);
+
 	memset(&m, 0, sizeof(m));
 	assert_null(config_load("/nonexistent/psync.conf", true, collect, &m));
 	assert_string_equal(m.text[0], "/nonexistent/psync.conf: cannot open: "
