@@ -306,6 +306,12 @@ ctx_new(bool server, const struct wire_x509 *x509, struct psync_err *err)
 	 */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_clear_options(ctx, SSL_OP_ALLOW_NO_DHE_KEX);
+	/*
+	 * Records carry passwords: have OpenSSL wipe each record buffer once
+	 * the application has read (or it has sent) its plaintext, so that
+	 * no buffer keeps the last password.
+	 */
+	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (server && SSL_CTX_set_num_tickets(ctx, 0) != 1) {
 		perr_set(err, PSYNC_E_OPEN, "cannot turn off session tickets");
@@ -1338,6 +1344,12 @@ const char *
 wire_cipher(const struct wire_conn *c)
 {
 	return SSL_get_cipher_name(c->ssl);
+}
+
+bool
+wire_cleanses_plaintext(const struct wire_conn *c)
+{
+	return (SSL_get_options(c->ssl) & SSL_OP_CLEANSE_PLAINTEXT) != 0;
 }
 
 uint16_t
