@@ -26,7 +26,6 @@
 #include "log.h"
 #include "mepp.h"
 #include "policy.h"
-#include "store.h"
 #include "util.h"
 
 #ifndef SYSCONFDIR
@@ -573,12 +572,10 @@ static cfg_opt_t store_opts[] = {
 	CFG_INT_CB("lock-timeout",	15,		CFGF_NONE, parse_duration),
 	CFG_INT_CB("hash-threads",	0,		CFGF_NONE, parse_count),
 	CFG_BOOL("fingerprints",	cfg_true,	CFGF_NONE),
-	CFG_INT_CB("hash-max-bcrypt-cost", STORE_DEFAULT_MAX_BCRYPT_COST,
-	    CFGF_NONE, parse_count),
-	CFG_INT_CB("hash-max-rounds",	STORE_DEFAULT_MAX_ROUNDS, CFGF_NONE,
-	    parse_count),
-	CFG_INT_CB("hash-max-yescrypt-cost", STORE_DEFAULT_MAX_YESCRYPT_COST,
-	    CFGF_NONE, parse_count),
+	/* 0: the default, raised above this host's own cost (lib/store.h). */
+	CFG_INT_CB("hash-max-bcrypt-cost", 0,		CFGF_NONE, parse_count),
+	CFG_INT_CB("hash-max-rounds",	0,		CFGF_NONE, parse_count),
+	CFG_INT_CB("hash-max-yescrypt-cost", 0,		CFGF_NONE, parse_count),
 	CFG_END()
 };
 

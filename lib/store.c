@@ -119,7 +119,7 @@ store_line_parse(const char *line, size_t len, bool shadow,
 
 /* The checks every back-end needs; failures are final for that change. */
 static bool
-check_change(const struct store_conf *conf, const struct store_change *c,
+check_change(const struct hash_limits *lim, const struct store_change *c,
     struct store_result *r)
 {
 	struct psync_err err;
@@ -145,8 +145,8 @@ check_change(const struct store_conf *conf, const struct store_change *c,
 		break;
 	case STORE_SECRET_HASH:
 		perr_clear(&err);
-		if (store_hash_cost_check(c->secret, &conf->hash_limits,
-		    &err) == -1 || store_hash_check(c->secret, &err) == -1) {
+		if (store_hash_cost_check(c->secret, lim, &err) == -1 ||
+		    store_hash_check(c->secret, &err) == -1) {
 			store_result_set(r, err.code, STORE_FAILED,
 			    "hash for %s: %s", c->user, err.msg);
 			return false;
@@ -165,13 +165,18 @@ store_apply(const struct store_conf *conf, const struct store_change *changes,
     size_t n, struct store_result *results)
 {
 	struct psync_err err;
+	struct hash_limits lim;
 	size_t i, failed = 0, applied = 0;
 	bool any_valid = false;
 
+	/* Without login.defs the static defaults hold; hashing will say why. */
+	perr_clear(&err);
+	if (store_hash_limits(conf, &lim, &err) == -1)
+		store_hash_limits_resolve(&conf->hash_limits, &lim);
 	for (i = 0; i < n; i++) {
 		store_result_set(&results[i], PSYNC_E_UPDATE_FAILED,
 		    STORE_FAILED, "not processed");
-		if (check_change(conf, &changes[i], &results[i]))
+		if (check_change(&lim, &changes[i], &results[i]))
 			any_valid = true;
 	}
 	if (any_valid) {

@@ -183,12 +183,22 @@ int	store_hash_cost(const char *hash, struct store_hash_cost *cost,
  * Is this hash's cost within limits (NULL or zero fields: the defaults)?
  * 0 yes; -1 with err (code PSYNC_E_BAD_PASSWORD, 9) naming the method, the
  * cost and the limit. psyncd calls it on a hash from a peer before it
- * accepts it; store_apply() calls it too, with the store's limits.
+ * accepts it, with store_hash_limits(); store_apply() calls it too.
  */
 int	store_hash_cost_check(const char *hash,
 	    const struct hash_limits *limits, struct psync_err *err);
 /* Limits with the defaults filled in. */
 void	store_hash_limits_resolve(const struct hash_limits *in,
 	    struct hash_limits *out);
+/*
+ * The limits the store applies: the configured ones, and for an unset
+ * (zero) one the default, raised above what this host makes itself when it
+ * makes more (its hash method and cost, from psync.conf or login.defs:
+ * yescrypt one cost factor more, SHA-crypt twice the rounds, bcrypt one
+ * more). psyncd computes them once per configuration and passes them to
+ * store_hash_cost_check(). -1 with err when login.defs cannot be read.
+ */
+int	store_hash_limits(const struct store_conf *conf,
+	    struct hash_limits *out, struct psync_err *err);
 
 #endif

@@ -368,6 +368,43 @@ store_hash_limits_resolve(const struct hash_limits *in, struct hash_limits *out)
 }
 
 int
+store_hash_limits(const struct store_conf *conf, struct hash_limits *out,
+    struct psync_err *err)
+{
+	struct store_hash_params hp;
+	unsigned long v;
+	int rc = 0;
+
+	store_hash_limits_resolve(&conf->hash_limits, out);
+	if (store_hash_params(conf, &hp, err) == -1)
+		return -1;
+	/* Above what this host makes itself, where it makes more. */
+	switch (hp.method) {
+	case HASH_YESCRYPT:
+		v = (hp.cost != 0 ? hp.cost : 5) + 1;
+		if (conf->hash_limits.yescrypt_cost == 0 && v > out->yescrypt_cost)
+			out->yescrypt_cost = v > 11 ? 11 : (unsigned int)v;
+		break;
+	case HASH_SHA512:
+	case HASH_SHA256:
+		v = (hp.cost_max > hp.cost ? hp.cost_max : hp.cost);
+		v = (v != 0 ? v : 5000) * 2;
+		if (conf->hash_limits.rounds == 0 && v > out->rounds)
+			out->rounds = v > 999999999 ? 999999999 : v;
+		break;
+	case HASH_BCRYPT:
+		v = (hp.cost_max > hp.cost ? hp.cost_max : hp.cost) + 1;
+		if (conf->hash_limits.bcrypt_cost == 0 && v > out->bcrypt_cost)
+			out->bcrypt_cost = v > 31 ? 31 : (unsigned int)v;
+		break;
+	case HASH_LOGIN_DEFS:
+	default:
+		break;
+	}
+	return rc;
+}
+
+int
 store_hash_cost_check(const char *hash, const struct hash_limits *limits,
     struct psync_err *err)
 {

@@ -100,6 +100,7 @@ struct ffile {
 struct fctx {
 	const struct store_conf		*conf;
 	struct store_hash_params	 params;
+	struct hash_limits		 lim;	/* of hash costs */
 	const char			*path;
 	char				 dir[PATH_MAX];
 	char				 base[NAME_MAX + 1];
@@ -327,7 +328,7 @@ fc_hash(struct fctx *fx, struct fchange *c, const char *stored,
 	 * password is taken as new.
 	 */
 	if (stored != NULL && c->check &&
-	    store_hash_cost_check(stored, &fx->conf->hash_limits, &e) == 0) {
+	    store_hash_cost_check(stored, &fx->lim, &e) == 0) {
 		c->nverified++;
 		if (store_hash_verify_cd(c->secret, stored, cd)) {
 			c->matched = true;
@@ -903,7 +904,8 @@ store_files_apply(const struct store_conf *conf,
 		perr_clear(&err);
 	}
 	if (split_path(&fx, &err) == -1 ||
-	    store_hash_params(conf, &fx.params, &err) == -1)
+	    store_hash_params(conf, &fx.params, &err) == -1 ||
+	    store_hash_limits(conf, &fx.lim, &err) == -1)
 		goto fail;
 	cd = calloc(1, sizeof(*cd));
 	if (cd == NULL) {

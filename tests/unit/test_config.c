@@ -104,9 +104,10 @@ test_empty_file_gives_defaults(void **state)
 	assert_int_equal(c->n_peers, 0);
 	assert_int_equal(c->queue.retry_interval, 30);
 	assert_int_equal(c->queue.retention, 30 * 86400);
-	assert_int_equal(c->store.hash_limits.bcrypt_cost, 14);
-	assert_int_equal(c->store.hash_limits.rounds, 1000000);
-	assert_int_equal(c->store.hash_limits.yescrypt_cost, 8);
+	/* Unset: the store's defaults, raised for this host's own cost. */
+	assert_int_equal(c->store.hash_limits.bcrypt_cost, 0);
+	assert_int_equal(c->store.hash_limits.rounds, 0);
+	assert_int_equal(c->store.hash_limits.yescrypt_cost, 0);
 	config_free(c);
 }
 

@@ -371,6 +371,50 @@ test_hash_cost_limits_are_configurable(void **state)
 }
 
 static void
+test_unset_limits_are_raised_above_this_hosts_own_cost(void **state)
+{
+	struct store_conf conf;
+	struct hash_limits lim;
+	struct psync_err err;
+	const char *defs;
+	char h[256];
+
+	(void)state;
+	memset(&conf, 0, sizeof(conf));
+	conf.hash_method = HASH_YESCRYPT;
+	conf.hash_cost = 10;
+	assert_int_equal(store_hash_limits(&conf, &lim, &err), 0);
+	assert_int_equal(lim.yescrypt_cost, 11);
+	assert_int_equal(lim.bcrypt_cost, 14);
+	assert_int_equal(lim.rounds, 1000000);
+	yescrypt_of_cost(10, h, sizeof(h));
+	assert_int_equal(store_hash_cost_check(h, &lim, &err), 0);
+	/* A host making the default cost keeps the defaults. */
+	conf.hash_cost = 5;
+	assert_int_equal(store_hash_limits(&conf, &lim, &err), 0);
+	assert_int_equal(lim.yescrypt_cost, 8);
+	conf.hash_method = HASH_SHA512;
+	conf.hash_cost = 2000000;
+	assert_int_equal(store_hash_limits(&conf, &lim, &err), 0);
+	assert_int_equal(lim.rounds, 4000000);
+	conf.hash_method = HASH_BCRYPT;
+	conf.hash_cost = 15;
+	assert_int_equal(store_hash_limits(&conf, &lim, &err), 0);
+	assert_int_equal(lim.bcrypt_cost, 16);
+	/* A value the administrator set is used as it is. */
+	conf.hash_limits.bcrypt_cost = 12;
+	assert_int_equal(store_hash_limits(&conf, &lim, &err), 0);
+	assert_int_equal(lim.bcrypt_cost, 12);
+	/* login.defs decides when the configuration does not. */
+	conf.hash_method = HASH_LOGIN_DEFS;
+	defs = defs_file("ENCRYPT_METHOD SHA512\n"
+	    "SHA_CRYPT_MIN_ROUNDS 600000\nSHA_CRYPT_MAX_ROUNDS 900000\n");
+	conf.login_defs = (char *)(uintptr_t)defs;
+	assert_int_equal(store_hash_limits(&conf, &lim, &err), 0);
+	assert_int_equal(lim.rounds, 1800000);
+}
+
+static void
 test_accepted_hash_forms(void **state)
 {
 	static const char *const good[] = {
@@ -479,6 +523,7 @@ main(void)
 		cmocka_unit_test(test_malformed_or_unknown_hashes_have_no_cost),
 		cmocka_unit_test(test_costly_hashes_are_refused_with_code_9_naming_the_cost),
 		cmocka_unit_test(test_hash_cost_limits_are_configurable),
+		cmocka_unit_test(test_unset_limits_are_raised_above_this_hosts_own_cost),
 		cmocka_unit_test(test_accepted_hash_forms),
 		cmocka_unit_test(test_refused_hash_forms_are_code_9),
 		cmocka_unit_test(test_parallel_hashing_gives_verifiable_distinct_hashes),
