@@ -100,7 +100,7 @@ log_set_level(int max_priority)
 
 /* ---- escaping ---- */
 
-/* Length of the valid UTF-8 sequence at p (2-4) and its code point; 0 if none. */
+/* Length (2-4) and code point of the valid UTF-8 sequence at p; 0: none. */
 static size_t
 utf8_seq(const unsigned char *p, uint32_t *cp)
 {

@@ -754,21 +754,24 @@ mepp_log_answer(const char *peer, const char *addr, const char *user,
 		    user, peer, addr);
 		break;
 	case PSYNC_E_PROTOCOL:
-		log_peer_warnx(peer, "%d: secret key mismatch or packet error for user %s "
-		    "on host %s/%s (%s)", PSYNC_MSG_KEY_MISMATCH, user, peer,
-		    addr, why != NULL ? why : "refused by the decision");
+		log_peer_warnx(peer, "%d: secret key mismatch or packet "
+		    "error for user %s on host %s/%s (%s)",
+		    PSYNC_MSG_KEY_MISMATCH, user, peer, addr,
+		    why != NULL ? why : "refused by the decision");
 		break;
 	case PSYNC_E_NO_USER:
 		log_peer_warnx(peer, "%d: user %s does not exist on host %s/%s",
 		    PSYNC_MSG_NO_USER, user, peer, addr);
 		break;
 	case PSYNC_E_REFUSED:
-		log_peer_warnx(peer, "%d: password propagation denied for the remote user "
-		    "%s on host %s/%s", PSYNC_MSG_DENIED, user, peer, addr);
+		log_peer_warnx(peer, "%d: password propagation denied for "
+		    "the remote user %s on host %s/%s", PSYNC_MSG_DENIED,
+		    user, peer, addr);
 		break;
 	default:
-		log_peer_warnx(peer, "MEPP: %s for user %s from host %s/%s answered %d (%s)",
-		    what, user, peer, addr, code, code_reason(code));
+		log_peer_warnx(peer, "MEPP: %s for user %s from host %s/%s "
+		    "answered %d (%s)", what, user, peer, addr, code,
+		    code_reason(code));
 		break;
 	}
 }

@@ -790,8 +790,8 @@ gen_read(struct queue *q, int64_t *gen, struct psync_err *err)
 		goto done;
 	}
 	buf[n] = '\0';
-	if (n != GEN_LEN || sscanf(buf, "psync queue generation %20lld", &v) != 1 ||
-	    v < 0) {
+	if (n != GEN_LEN ||
+	    sscanf(buf, "psync queue generation %20lld", &v) != 1 || v < 0) {
 		/* A torn or foreign file says nothing: start it again. */
 		log_warnx("queue %s: not a generation record; written anew",
 		    q->gen_path);
@@ -970,7 +970,8 @@ queue_open(struct queue **qp, const char *dir,
 			goto done;
 		}
 	}
-	if (q_key_check(q, err) == -1 || gen_check(q, side, side_gen, err) == -1)
+	if (q_key_check(q, err) == -1 ||
+	    gen_check(q, side, side_gen, err) == -1)
 		goto done;
 	*qp = q;
 	rc = 0;
