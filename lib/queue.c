@@ -403,7 +403,11 @@ gen_bump(struct queue *q)
 
 /*
  * Every commit counts one generation, in the database and then in the side
- * file: the side file is never ahead of what the database made durable.
+ * file: the side file is never ahead of what the database made durable
+ * (the commit's fsync comes first), so a false alarm is impossible. The
+ * side file itself is synced at open, at queue_maintain() and at close,
+ * not at every commit: a power cut may lose its last counts, which only
+ * hides the loss of writes made just before it, not older ones.
  */
 static int
 q_commit(struct queue *q, const char *what, struct psync_err *err)
@@ -2115,6 +2119,8 @@ queue_maintain(struct queue *q, struct queue_maint *m, struct psync_err *err)
 		}
 		m->vacuumed = true;
 	}
+	if (q->gen_fd != -1 && fsync(q->gen_fd) == -1)
+		log_warn("queue %s: fsync", q->gen_path);
 	/* Hand the write-ahead log's space back too. */
 	if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
 	    NULL, NULL) != SQLITE_OK) {
