@@ -97,6 +97,25 @@ struct mepp_listener;
  */
 struct mepp_listener *mepp_listener_open(const struct mepp_listener_conf *conf,
 	    struct psync_err *err);
+/*
+ * Bind and listen the way mepp_listener_open() does, and return the
+ * socket: the root parent binds, the network child serves it.
+ */
+int	mepp_listen(const char *address, unsigned int port,
+	    struct psync_err *err);
+/*
+ * A listener on an already listening socket fd (kept by the listener from
+ * then on); conf->address and conf->port are not used, and the peer table
+ * may be empty until mepp_listener_set_peers().
+ */
+struct mepp_listener *mepp_listener_adopt(int fd,
+	    const struct mepp_listener_conf *conf, struct psync_err *err);
+/*
+ * Replace the peer table (a reload): connections already matched keep
+ * going; the next ones see the new keys and addresses.
+ */
+int	mepp_listener_set_peers(struct mepp_listener *l,
+	    const struct mepp_peer *peers, size_t n, struct psync_err *err);
 /* The port actually bound (useful after asking for port 0). */
 unsigned int	mepp_listener_port(const struct mepp_listener *l);
 /*

@@ -337,12 +337,8 @@ q_dberr(struct queue *q, struct psync_err *err, const char *fmt, ...)
 static uint64_t
 clock_wall(void *ctx)
 {
-	struct timespec ts;
-
 	(void)ctx;
-	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_wall_ms();
 }
 
 static uint64_t
@@ -1132,7 +1128,7 @@ queue_known(struct queue *q, const uint8_t id[FRAME_ID_LEN],
 
 /* Older pending deliveries of user to peer step aside for change c. */
 static int
-supersede(struct queue *q, const struct frame_change *c, const char *peer,
+supersede(struct queue *q, const struct change *c, const char *peer,
     uint64_t now, const char *why, struct psync_err *err)
 {
 	sqlite3_stmt *st = q_stmt(q, S_SUPERSEDE);
@@ -1151,29 +1147,19 @@ supersede(struct queue *q, const struct frame_change *c, const char *peer,
 }
 
 static int
-add_validate(const struct frame_change *c, const char *source,
+add_validate(const struct change *c, const char *source,
     const char *const *peers, size_t npeers, struct psync_err *err)
 {
+	struct psync_err why;
 	size_t i;
 
-	if (!name_ok(c->user, FRAME_USER_MAX) ||
-	    !name_ok(c->origin, FRAME_NAME_MAX) ||
-	    !name_ok(source, FRAME_NAME_MAX)) {
-		perr_set(err, PSYNC_E_BAD_USER, "queue: change refused: user, "
-		    "origin or source is empty or too long");
+	if (change_check(c, &why) != PSYNC_OK) {
+		perr_set(err, why.code, "queue: %s", why.msg);
 		return -1;
 	}
-	if (c->secret_kind != FRAME_SECRET_CLEARTEXT &&
-	    c->secret_kind != FRAME_SECRET_CRYPT) {
-		perr_set(err, PSYNC_E_PROTOCOL, "queue: change for user %s "
-		    "refused: unknown secret kind %u", c->user,
-		    (unsigned)c->secret_kind);
-		return -1;
-	}
-	if (c->secret_len > FRAME_SECRET_MAX) {
-		perr_set(err, PSYNC_E_PROTOCOL, "queue: change for user %s "
-		    "refused: secret longer than %d bytes", c->user,
-		    FRAME_SECRET_MAX);
+	if (!name_ok(source, FRAME_NAME_MAX)) {
+		perr_set(err, PSYNC_E_BAD_USER, "queue: change for user %s "
+		    "refused: source is empty or too long", c->user);
 		return -1;
 	}
 	/* SQLite integers are signed: a later time would sort as the oldest. */
@@ -1195,7 +1181,7 @@ add_validate(const struct frame_change *c, const char *source,
 }
 
 int
-queue_add(struct queue *q, const struct frame_change *c, const char *source,
+queue_add(struct queue *q, const struct change *c, const char *source,
     const char *const *peers, size_t npeers, struct psync_err *err)
 {
 	unsigned char sealed[FRAME_SECRET_MAX + SEAL_OVERHEAD];

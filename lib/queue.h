@@ -65,7 +65,7 @@ struct queue_limits {
 
 /* One due delivery, with the change and its secret in clear: wipe it. */
 struct queue_item {
-	struct frame_change	change;
+	struct change	change;
 	char			source[FRAME_NAME_MAX + 1];
 	char			peer[FRAME_NAME_MAX + 1];
 	unsigned int		attempts;	/* failed tries so far */
@@ -144,7 +144,7 @@ int	queue_check(struct queue *q, struct psync_err *err);
  * Returns 1 when queued, 0 when the id was already known (nothing done),
  * -1 on error.
  */
-int	queue_add(struct queue *q, const struct frame_change *c,
+int	queue_add(struct queue *q, const struct change *c,
 	    const char *source, const char *const *peers, size_t npeers,
 	    struct psync_err *err);
 /* Is change id known to the queue? 1 yes, 0 no, -1 error. */

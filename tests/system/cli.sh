@@ -4,8 +4,8 @@
 # against files in a temporary directory. Prints TAP.
 set -u
 : "${top_srcdir:=..}" "${top_builddir:=.}"
-PSYNCD=$top_builddir/daemon/psyncd
-PSYNCCTL=$top_builddir/daemon/psyncctl
+PSYNCD=$top_builddir/psyncd/psyncd
+PSYNCCTL=$top_builddir/psyncctl/psyncctl
 tmp=$(mktemp -d /tmp/psync-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 n=0

@@ -119,7 +119,7 @@ teardown(void **state)
 }
 
 static void
-make_change(struct frame_change *c, unsigned int n, const char *user,
+make_change(struct change *c, unsigned int n, const char *user,
     uint64_t time_ms, const char *secret)
 {
 	memset(c, 0, sizeof(*c));
@@ -137,7 +137,7 @@ make_change(struct frame_change *c, unsigned int n, const char *user,
 }
 
 static void
-add_ok(struct fx *f, const struct frame_change *c, const char *source,
+add_ok(struct fx *f, const struct change *c, const char *source,
     const char *const *peers, size_t n, int want)
 {
 	struct psync_err err;
@@ -200,7 +200,7 @@ due(struct fx *f, const char *peer, struct queue_item *items, size_t cap)
 }
 
 static int
-record(struct fx *f, const struct frame_change *c, const char *peer, int code,
+record(struct fx *f, const struct change *c, const char *peer, int code,
     const char *reason)
 {
 	struct psync_err err;
@@ -274,7 +274,7 @@ test_added_change_comes_back_due_with_its_secret(void **state)
 {
 	struct fx *f = *state;
 	struct queue_item items[4];
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	long n;
 
@@ -315,7 +315,7 @@ static void
 test_secret_is_sealed_in_the_database_file(void **state)
 {
 	struct fx *f = *state;
-	struct frame_change c;
+	struct change c;
 	char wal[128];
 
 	make_change(&c, 1, "alice-in-the-file", T0, PASSWORD);
@@ -339,7 +339,7 @@ test_database_refuses_another_host_key(void **state)
 	struct fx *f = *state;
 	unsigned char other[SEAL_KEY_LEN];
 	struct queue_item item;
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	struct queue *q2 = NULL;
 
@@ -365,7 +365,7 @@ test_damaged_secret_is_given_up_not_delivered(void **state)
 {
 	struct fx *f = *state;
 	struct queue_item items[2];
-	struct frame_change a, b;
+	struct change a, b;
 	struct seen s;
 
 	make_change(&a, 1, "alice", T0, PASSWORD);
@@ -390,7 +390,7 @@ test_newer_change_supersedes_older_pending_for_same_user_and_peer(void **state)
 {
 	struct fx *f = *state;
 	struct queue_item items[4];
-	struct frame_change c1, c2, other;
+	struct change c1, c2, other;
 	struct seen s;
 
 	make_change(&c1, 1, "alice", T0 - 2000, "old-password");
@@ -420,7 +420,7 @@ test_older_change_is_superseded_on_arrival(void **state)
 {
 	struct fx *f = *state;
 	struct queue_item items[4];
-	struct frame_change newer, older, tie_low, applied_old;
+	struct change newer, older, tie_low, applied_old;
 	struct psync_err err;
 	struct seen s;
 
@@ -459,7 +459,7 @@ test_change_never_goes_back_to_its_origin_or_source(void **state)
 	struct fx *f = *state;
 	static const char *const peers[] = { "win1", "unix2", "unix3" };
 	struct queue_item items[4];
-	struct frame_change c;
+	struct change c;
 
 	make_change(&c, 1, "alice", T0, PASSWORD);
 	snprintf(c.origin, sizeof(c.origin), "unix3");
@@ -475,7 +475,7 @@ test_apply_once_and_newest_change_per_user(void **state)
 {
 	struct fx *f = *state;
 	uint8_t a[FRAME_ID_LEN], b[FRAME_ID_LEN], got[FRAME_ID_LEN];
-	struct frame_change queued;
+	struct change queued;
 	struct psync_err err;
 	uint64_t t = 0;
 
@@ -517,7 +517,7 @@ static void
 test_user_recent_sees_queued_delivered_and_applied_changes(void **state)
 {
 	struct fx *f = *state;
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	uint8_t a[FRAME_ID_LEN];
 
@@ -565,7 +565,7 @@ db_bytes(const struct fx *f)
 static void
 change_delivered(struct fx *f, unsigned int i)
 {
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	char user[16];
 
@@ -671,7 +671,7 @@ copy_file(const char *from, const char *to)
 static void
 add_changes(struct fx *f, unsigned int first, unsigned int n)
 {
-	struct frame_change c;
+	struct change c;
 	unsigned int i;
 
 	for (i = first; i < first + n; i++) {
@@ -785,7 +785,7 @@ test_backoff_doubles_from_retry_interval_up_to_the_cap(void **state)
 		30000, 60000, 120000, 240000, 480000, 600000, 600000,
 	};
 	struct fx *f = *state;
-	struct frame_change c;
+	struct change c;
 	struct queue_item item;
 	struct seen s;
 	size_t i;
@@ -863,7 +863,7 @@ test_permanent_failure_gives_up_and_forgets_the_secret(void **state)
 {
 	struct fx *f = *state;
 	struct queue_item items[2];
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	struct seen s;
 
@@ -896,7 +896,7 @@ test_long_error_text_is_cut_on_a_character_boundary(void **state)
 {
 	struct fx *f = *state;
 	struct queue_peer_status st;
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	char reason[1 + 3 * 200 + 1];
 	struct seen s;
@@ -924,7 +924,7 @@ static void
 test_expire_gives_up_what_waited_longer_than_max_age(void **state)
 {
 	struct fx *f = *state;
-	struct frame_change a, b, later;
+	struct change a, b, later;
 	struct queue_item item;
 	struct psync_err err;
 	struct seen s;
@@ -958,7 +958,7 @@ static void
 test_expire_handles_more_than_one_batch(void **state)
 {
 	struct fx *f = *state;
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	char user[16];
 	unsigned int i;
@@ -979,7 +979,7 @@ test_peer_status_tracks_results_depth_and_age(void **state)
 {
 	struct fx *f = *state;
 	struct queue_peer_status st;
-	struct frame_change a, b;
+	struct change a, b;
 	struct psync_err err;
 
 	assert_int_equal(queue_peer_status(f->q, "win1", &st, &err), 0);
@@ -1034,7 +1034,7 @@ static void
 test_list_retry_drop_and_purge(void **state)
 {
 	struct fx *f = *state;
-	struct frame_change a, b, c;
+	struct change a, b, c;
 	struct queue_item items[4];
 	struct psync_err err;
 	struct seen s;
@@ -1104,7 +1104,7 @@ static void
 test_purge_deletes_all_but_the_newest_record_per_user(void **state)
 {
 	struct fx *f = *state;
-	struct frame_change c1, c2;
+	struct change c1, c2;
 	struct psync_err err;
 	uint8_t x[FRAME_ID_LEN], y[FRAME_ID_LEN];
 
@@ -1249,7 +1249,7 @@ static _Noreturn void
 crash_child(const struct fx *f, int fd, unsigned int round)
 {
 	static const char *const peers[] = { "p1", "p2", "p3" };
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	struct queue *q;
 	char user[16];

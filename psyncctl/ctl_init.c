@@ -558,7 +558,8 @@ write_config(const struct init *in)
 	struct psync_config *conf = NULL;
 	char tmp[PATH_MAX], dir[PATH_MAX], *slash;
 	FILE *f = NULL;
-	int fd = -1, dfd, rc = -1;
+	struct psync_err err;
+	int fd = -1, rc = -1;
 	bool made = false;
 
 	str_copy(dir, in->config, sizeof(dir));
@@ -621,10 +622,8 @@ write_config(const struct init *in)
 	}
 	made = false;
 	/* The new name must survive a crash too. */
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
+	if (dir_fsync(dir, &err) == -1)
+		fprintf(stderr, "psyncctl init: warning: %s\n", err.msg);
 	rc = 0;
 done:
 	if (f != NULL)

@@ -77,16 +77,10 @@ pending_path(const struct peer_conf *pc, char *out, size_t len,
 static void
 sync_dir_of(const char *path)
 {
-	char buf[PATH_MAX];
-	int fd;
+	struct psync_err err;
 
-	str_copy(buf, path, sizeof(buf));
-	fd = open(dirname(buf), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1)
-		return;
-	if (fsync(fd) == -1)
-		log_warn("fsync of the directory of %s", path);
-	close(fd);
+	if (dir_fsync_of(path, &err) == -1)
+		log_warnx("%s", err.msg);
 }
 
 struct rec {
@@ -263,18 +257,15 @@ keys_set_next(struct queue *q, const struct peer_conf *pc, uint32_t id,
     const unsigned char key[WIRE_KEY_LEN], bool ours, struct psync_err *err)
 {
 	char path[PATH_MAX], skey[STATE_KEY_LEN], val[96], fp[FP_HEX + 1];
-	struct timespec ts;
 
 	if (pending_path(pc, path, sizeof(path), err) == -1)
 		return -1;
 	if (wire_write_key_file(path, key, true, err) == -1)
 		return -1;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	hash_hex(key, WIRE_KEY_LEN, fp);
 	state_key('p', pc->name, skey);
 	snprintf(val, sizeof(val), "%u %s %s %" PRIu64, id, fp,
-	    ours ? "ours" : "theirs",
-	    (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000);
+	    ours ? "ours" : "theirs", clock_wall_ms());
 	return queue_state_set(q, skey, val, strlen(val), err);
 }
 

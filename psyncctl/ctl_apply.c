@@ -14,6 +14,7 @@
 
 #include "account.h"
 #include "codes.h"
+#include "judge.h"
 #include "policy.h"
 #include "psyncctl.h"
 #include "seal.h"
@@ -61,17 +62,13 @@ cmd_apply(struct ctl *ctl, int argc, char **argv)
 	enum store_secret_kind kind = STORE_SECRET_CLEARTEXT;
 	struct psync_config *conf = NULL;
 	struct policy *pol = NULL;
-	struct store_batch batch, accepted;
-	struct store_result *results = NULL;
-	struct policy_verdict *verdicts = NULL;
-	struct account *accts = NULL;
-	const char **names = NULL;
-	int *found = NULL, ch, rc = CTL_FAIL;
-	size_t i, a, failed = 0;
+	struct store_batch batch;
+	struct judge_item *items = NULL;
+	int ch, rc = CTL_FAIL;
+	size_t i, failed = 0;
 	struct psync_err err;
 
 	store_batch_init(&batch);
-	store_batch_init(&accepted);
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:eh", longopts, NULL)) != -1) {
 		switch (ch) {
@@ -110,80 +107,35 @@ cmd_apply(struct ctl *ctl, int argc, char **argv)
 		    "standard input\n");
 		goto done;
 	}
-	names = calloc(batch.n, sizeof(*names));
-	accts = calloc(batch.n, sizeof(*accts));
-	found = calloc(batch.n, sizeof(*found));
-	verdicts = calloc(batch.n, sizeof(*verdicts));
-	results = calloc(batch.n, sizeof(*results));
-	if (names == NULL || accts == NULL || found == NULL || verdicts == NULL ||
-	    results == NULL) {
+	items = calloc(batch.n, sizeof(*items));
+	if (items == NULL) {
 		fprintf(stderr, "psyncctl apply: out of memory\n");
 		goto done;
 	}
-	for (i = 0; i < batch.n; i++)
-		names[i] = batch.changes[i].user;
-	if (account_lookup_many(&conf->store, names, batch.n,
-	    conf->policy.case_ignore_name, accts, found, &err) == -1) {
-		fprintf(stderr, "psyncctl apply: %s\n", err.msg);
-		goto done;
-	}
-	/* The policy first: only accepted changes reach the store. */
 	for (i = 0; i < batch.n; i++) {
-		struct policy_request req;
-
-		memset(&req, 0, sizeof(req));
-		req.user = names[i];
-		req.account = found[i] == 0 ? &accts[i] : NULL;
-		req.direction = POLICY_INBOUND;
-		req.password = kind == STORE_SECRET_CLEARTEXT ?
-		    batch.changes[i].secret : NULL;
-		if (found[i] == -1) {
-			verdicts[i].code = PSYNC_E_BAD_USER;
-			snprintf(verdicts[i].reason, sizeof(verdicts[i].reason),
-			    "'%s' matches more than one account when case is "
-			    "ignored", names[i]);
-			continue;
-		}
-		policy_check(pol, &req, &verdicts[i], NULL, NULL);
-		if (verdicts[i].code != PSYNC_OK)
-			continue;
-		/* The store wants the account's own spelling of the name. */
-		if (store_batch_add(&accepted, accts[i].name, kind,
-		    batch.changes[i].secret, &err) == -1) {
-			fprintf(stderr, "psyncctl apply: %s\n", err.msg);
-			goto done;
-		}
+		items[i].user = batch.changes[i].user;
+		items[i].kind = kind;
+		items[i].secret = batch.changes[i].secret;
 	}
-	if (accepted.n > 0) {
-		apply_fingerprints(conf);
-		store_apply(&conf->store, accepted.changes, accepted.n, results);
-		store_fp_disable();
-	}
-	for (i = 0, a = 0; i < batch.n; i++) {
-		if (verdicts[i].code != PSYNC_OK) {
-			printf("%s: %d refused: %s\n", names[i], verdicts[i].code,
-			    verdicts[i].reason);
-			failed++;
-			continue;
-		}
-		printf("%s: %d %s%s%s\n", names[i], results[a].code,
-		    store_outcome_name(results[a].outcome),
-		    results[a].reason[0] != '\0' ? ": " : "", results[a].reason);
-		if (results[a].outcome == STORE_FAILED)
-			failed++;
-		a++;
+	/* The policy first, then the store, as psyncd does (lib/judge.c). */
+	apply_fingerprints(conf);
+	failed = judge_apply(conf, pol, NULL, items, batch.n);
+	store_fp_disable();
+	for (i = 0; i < batch.n; i++) {
+		if (!items[i].judged)
+			printf("%s: %d refused: %s\n", items[i].user,
+			    items[i].code, items[i].reason);
+		else
+			printf("%s: %d %s%s%s\n", items[i].user, items[i].code,
+			    store_outcome_name(items[i].outcome),
+			    items[i].reason[0] != '\0' ? ": " : "",
+			    items[i].reason);
 	}
 	rc = failed == 0 ? CTL_OK : CTL_FAIL;
 done:
-	for (i = 0; accts != NULL && i < batch.n; i++)
-		if (found[i] == 0)
-			account_clear(&accts[i]);
-	free(accts);
-	free(found);
-	free(names);
-	free(verdicts);
-	free(results);
-	store_batch_free(&accepted);
+	if (items != NULL)
+		secure_wipe(items, batch.n * sizeof(*items));
+	free(items);
 	store_batch_free(&batch);
 	policy_free(pol);
 	config_free(conf);

@@ -9,43 +9,50 @@
  */
 #include "config.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
+#include "account.h"
 #include "codes.h"
 #include "keys.h"
 #include "log.h"
-#include "parent.h"
+#include "mepp.h"
+#include "mepp_net.h"
+#include "names.h"
 #include "pmsg.h"
+#include "policy.h"
+#include "psyncd.h"
 #include "queue.h"
+#include "samba_applied.h"
+#include "seal.h"
+#include "spool.h"
+#include "store.h"
+#include "wire.h"
+#include "ctlproto.h"
 
-#define CONTROL_WORDS_MAX	8
 #define CONTROL_VERIFY_MS	60000
 #define CONTROL_ROTATE_MS	90000
 #define CONTROL_IDLE_MS		10000
-
-struct client {
-	int		 fd;
-	unsigned char	*buf;
-	size_t		 len;
-	uint32_t	 verify_reqid;	/* 0: none pending (verify or rotate) */
-	bool		 rotating;	/* the pending request is rotate-key */
-	char		 verify_peer[FRAME_NAME_MAX + 1];
-	uint64_t	 deadline;
-};
-
-static struct client clients[CONTROL_CLIENTS_MAX];
-static size_t n_clients;
-static int listen_fd = -1;
 
 void
 sbuf_printf(struct sbuf *b, const char *fmt, ...)
@@ -63,7 +70,7 @@ sbuf_printf(struct sbuf *b, const char *fmt, ...)
 	if (n < 0)
 		return;
 	need = b->len + (size_t)n + 1;
-	if (need > CONTROL_REPLY_MAX) {
+	if (need > CTLPROTO_REPLY_MAX) {
 		b->oom = true;
 		return;
 	}
@@ -95,7 +102,7 @@ sbuf_free(struct sbuf *b)
 }
 
 int
-control_open(const char *path)
+control_open(struct psyncd *d, const char *path)
 {
 	struct sockaddr_un sun;
 	char dir[sizeof(sun.sun_path)];
@@ -150,39 +157,38 @@ control_open(const char *path)
 		close(fd);
 		return -1;
 	}
-	listen_fd = fd;
-	parent_state()->ctl_fd = fd;
+	d->ctl.listen_fd = fd;
 	return 0;
 }
 
 static void
-client_drop(size_t i)
+client_drop(struct psyncd *d, size_t i)
 {
-	close(clients[i].fd);
-	if (clients[i].buf != NULL)
-		secure_wipe(clients[i].buf, CONTROL_MSG_MAX + 4);
-	free(clients[i].buf);
-	clients[i] = clients[--n_clients];
+	close(d->ctl.clients[i].fd);
+	if (d->ctl.clients[i].buf != NULL)
+		secure_wipe(d->ctl.clients[i].buf, CTLPROTO_HDR_LEN + CTLPROTO_MSG_MAX + 1);
+	free(d->ctl.clients[i].buf);
+	d->ctl.clients[i] = d->ctl.clients[--d->ctl.n_clients];
 }
 
 void
-control_close_all(void)
+control_close_all(struct psyncd *d)
 {
-	while (n_clients > 0)
-		client_drop(0);
-	if (listen_fd != -1)
-		close(listen_fd);
-	listen_fd = -1;
+	while (d->ctl.n_clients > 0)
+		client_drop(d, 0);
+	if (d->ctl.listen_fd != -1)
+		close(d->ctl.listen_fd);
+	d->ctl.listen_fd = -1;
 }
 
 void
-control_accept(void)
+control_accept(struct psyncd *d)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
 	int fd;
 
-	fd = accept4(listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	fd = accept4(d->ctl.listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd == -1)
 		return;
 	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == -1 ||
@@ -194,42 +200,42 @@ control_accept(void)
 		close(fd);
 		return;
 	}
-	if (n_clients == CONTROL_CLIENTS_MAX) {
+	if (d->ctl.n_clients == CONTROL_CLIENTS_MAX) {
 		log_warnx("control socket: %d clients already; refusing one",
 		    CONTROL_CLIENTS_MAX);
 		close(fd);
 		return;
 	}
-	memset(&clients[n_clients], 0, sizeof(clients[n_clients]));
-	clients[n_clients].fd = fd;
-	clients[n_clients].buf = malloc(CONTROL_MSG_MAX + 4);
-	clients[n_clients].deadline = now_ms() + CONTROL_IDLE_MS;
-	if (clients[n_clients].buf == NULL) {
+	memset(&d->ctl.clients[d->ctl.n_clients], 0, sizeof(d->ctl.clients[d->ctl.n_clients]));
+	d->ctl.clients[d->ctl.n_clients].fd = fd;
+	d->ctl.clients[d->ctl.n_clients].buf = malloc(CTLPROTO_HDR_LEN + CTLPROTO_MSG_MAX + 1);
+	d->ctl.clients[d->ctl.n_clients].deadline = clock_wall_ms() + CONTROL_IDLE_MS;
+	if (d->ctl.clients[d->ctl.n_clients].buf == NULL) {
 		close(fd);
 		return;
 	}
-	n_clients++;
+	d->ctl.n_clients++;
 }
 
 size_t
-control_pollfds(struct pollfd *pfd, size_t cap)
+control_pollfds(struct psyncd *d, struct pollfd *pfd, size_t cap)
 {
 	size_t i;
 
-	for (i = 0; i < n_clients && i < cap; i++)
-		pfd[i] = (struct pollfd){ clients[i].fd,
-		    clients[i].verify_reqid != 0 ? 0 : POLLIN, 0 };
+	for (i = 0; i < d->ctl.n_clients && i < cap; i++)
+		pfd[i] = (struct pollfd){ d->ctl.clients[i].fd,
+		    d->ctl.clients[i].verify_reqid != 0 ? 0 : POLLIN, 0 };
 	return i;
 }
 
 static void
-reply(size_t ci, bool ok, struct sbuf *text)
+reply(struct psyncd *d, size_t ci, bool ok, struct sbuf *text)
 {
-	unsigned char hdr[5];
+	unsigned char hdr[CTLPROTO_HDR_LEN + 1];
 	size_t len = text->len, off = 0;
 	struct iovec;
 	ssize_t n;
-	int fd = clients[ci].fd, flags;
+	int fd = d->ctl.clients[ci].fd, flags;
 
 	if (text->oom) {
 		text->len = 0;
@@ -237,11 +243,7 @@ reply(size_t ci, bool ok, struct sbuf *text)
 		ok = false;
 		len = text->len;
 	}
-	hdr[0] = (unsigned char)((len + 1) >> 24);
-	hdr[1] = (unsigned char)((len + 1) >> 16);
-	hdr[2] = (unsigned char)((len + 1) >> 8);
-	hdr[3] = (unsigned char)(len + 1);
-	hdr[4] = ok ? '0' : '1';
+	ctlproto_reply_header(len, ok, hdr);
 	/* A local root client: write the answer out in one go. */
 	flags = fcntl(fd, F_GETFL);
 	if (flags != -1)
@@ -260,7 +262,7 @@ reply(size_t ci, bool ok, struct sbuf *text)
 		off += (size_t)n;
 	}
 done:
-	client_drop(ci);
+	client_drop(d, ci);
 }
 
 static void
@@ -293,30 +295,29 @@ fmt_time(uint64_t ms, char *out, size_t len)
 }
 
 static bool
-cmd_status(struct sbuf *out, bool json)
+cmd_status(struct psyncd *d, struct sbuf *out, bool json)
 {
-	struct parent *p = parent_state();
 	struct queue_peer_status st;
 	struct psync_err err, kerr;
 	struct key_state ks;
 	char ts[32], te[32];
-	uint64_t now = now_ms(), age;
+	uint64_t now = clock_wall_ms(), age;
 	bool have_keys;
 	size_t i;
 
 	if (json)
 		sbuf_printf(out, "{\"node\":");
 	if (json) {
-		json_str(out, p->conf->node_name);
+		json_str(out, d->conf->node_name);
 		sbuf_printf(out, ",\"peers\":[");
 	} else {
-		sbuf_printf(out, "node %s, %zu peer%s\n", p->conf->node_name,
-		    p->conf->n_peers, p->conf->n_peers == 1 ? "" : "s");
+		sbuf_printf(out, "node %s, %zu peer%s\n", d->conf->node_name,
+		    d->conf->n_peers, d->conf->n_peers == 1 ? "" : "s");
 	}
-	for (i = 0; i < p->conf->n_peers; i++) {
-		const struct peer_conf *pc = &p->conf->peers[i];
+	for (i = 0; i < d->conf->n_peers; i++) {
+		const struct peer_conf *pc = &d->conf->peers[i];
 
-		if (queue_peer_status(p->q, pc->name, &st, &err) == -1) {
+		if (queue_peer_status(d->q, pc->name, &st, &err) == -1) {
 			sbuf_printf(out, "%s: %s\n", pc->name, err.msg);
 			return false;
 		}
@@ -324,7 +325,7 @@ cmd_status(struct sbuf *out, bool json)
 		fmt_time(st.last_error_ms, te, sizeof(te));
 		memset(&ks, 0, sizeof(ks));
 		have_keys = pc->protocol == PROTO_PSYNC && pc->key_file != NULL &&
-		    pc->key_file[0] != '\0' && keys_load(p->q, pc, &ks,
+		    pc->key_file[0] != '\0' && keys_load(d->q, pc, &ks,
 		    &kerr) == 0;
 		age = have_keys && now > ks.cur_since_ms ?
 		    (now - ks.cur_since_ms) / 1000 : 0;
@@ -407,16 +408,15 @@ list_one(void *ctx, const struct queue_entry *e)
 }
 
 static bool
-cmd_queue(struct sbuf *out, char **w, size_t nw)
+cmd_queue(struct psyncd *d, struct sbuf *out, char **w, size_t nw)
 {
-	struct parent *p = parent_state();
 	struct list_ctx lc = { out, 0 };
 	struct psync_err err;
 	uint8_t id[FRAME_ID_LEN];
 	long n;
 
 	if (strcmp(w[0], "queue-list") == 0) {
-		n = queue_list(p->q, NULL, !(nw > 1 && strcmp(w[1], "all") == 0),
+		n = queue_list(d->q, NULL, !(nw > 1 && strcmp(w[1], "all") == 0),
 		    list_one, &lc, &err);
 		if (n == -1) {
 			sbuf_printf(out, "%s\n", err.msg);
@@ -432,13 +432,13 @@ cmd_queue(struct sbuf *out, char **w, size_t nw)
 			    "digits)\n", w[1]);
 			return false;
 		}
-		n = queue_retry_now(p->q, nw > 1 ? id : NULL, &err);
+		n = queue_retry_now(d->q, nw > 1 ? id : NULL, &err);
 		if (n == -1) {
 			sbuf_printf(out, "%s\n", err.msg);
 			return false;
 		}
 		sbuf_printf(out, "%ld deliveries due now\n", n);
-		p->deliver_soon = true;
+		d->deliver_soon = true;
 		return n > 0 || nw == 1;
 	}
 	if (strcmp(w[0], "queue-drop") == 0) {
@@ -447,7 +447,7 @@ cmd_queue(struct sbuf *out, char **w, size_t nw)
 			    "digits)\n");
 			return false;
 		}
-		n = queue_drop(p->q, id, nw > 2 ? w[2] : NULL, &err);
+		n = queue_drop(d->q, id, nw > 2 ? w[2] : NULL, &err);
 		if (n == -1) {
 			sbuf_printf(out, "%s\n", err.msg);
 			return false;
@@ -458,7 +458,7 @@ cmd_queue(struct sbuf *out, char **w, size_t nw)
 			    "(%ld deliveries)", w[1], n);
 		return n > 0;
 	}
-	n = queue_purge(p->q, now_ms(), &err);
+	n = queue_purge(d->q, clock_wall_ms(), &err);
 	if (n == -1) {
 		sbuf_printf(out, "%s\n", err.msg);
 		return false;
@@ -468,192 +468,226 @@ cmd_queue(struct sbuf *out, char **w, size_t nw)
 }
 
 /* Split the request into words in place; NULL-free, count checked. */
-static size_t
-split(char *s, size_t len, char **w)
-{
-	size_t n = 0, i, start = 0;
-
-	for (i = 0; i <= len && n < CONTROL_WORDS_MAX; i++) {
-		if (i == len || s[i] == '\n') {
-			s[i] = '\0';
-			w[n++] = s + start;
-			start = i + 1;
-		}
-	}
-	return i <= len ? 0 : n;
-}
-
 static void
-dispatch(size_t ci, char *req, size_t len)
+dispatch(struct psyncd *d, size_t ci, char *req, size_t len)
 {
+	struct control_client *c = &d->ctl.clients[ci];
+	const struct ctlproto_cmd *cmd;
 	struct sbuf out = { NULL, 0, 0, false };
 	struct psync_err err;
-	char *w[CONTROL_WORDS_MAX];
+	char *w[CTLPROTO_WORDS_MAX];
 	size_t nw;
 	bool ok = false;
 
-	if (memchr(req, '\0', len) != NULL || (nw = split(req, len, w)) == 0) {
-		sbuf_printf(&out, "malformed request\n");
+	cmd = ctlproto_parse(req, len, w, &nw, &err);
+	if (cmd == NULL) {
+		sbuf_printf(&out, "%s\n", err.msg);
 		goto answer;
 	}
-	if (strcmp(w[0], "status") == 0) {
-		ok = cmd_status(&out, nw > 1 && strcmp(w[1], "json") == 0);
-	} else if (strncmp(w[0], "queue-", 6) == 0 &&
-	    (strcmp(w[0], "queue-list") == 0 ||
-	    strcmp(w[0], "queue-retry") == 0 ||
-	    strcmp(w[0], "queue-drop") == 0 ||
-	    strcmp(w[0], "queue-purge") == 0)) {
-		ok = cmd_queue(&out, w, nw);
-	} else if (strcmp(w[0], "send") == 0 && nw == 4) {
-		ok = parent_send_test(w[1], w[2], w[3], &out) == 0;
-	} else if (strcmp(w[0], "verify") == 0 && (nw == 2 || nw == 3)) {
-		if (parent_verify(w[1], nw == 3 ? w[2] : "",
-		    &clients[ci].verify_reqid, &out) == 0) {
-			str_copy(clients[ci].verify_peer, w[1],
-			    sizeof(clients[ci].verify_peer));
-			clients[ci].deadline = now_ms() + CONTROL_VERIFY_MS;
-			sbuf_free(&out);
-			return;
-		}
-	} else if (strcmp(w[0], "rotate-key") == 0 && nw == 2) {
-		if (parent_rotate(w[1], &clients[ci].verify_reqid,
-		    &out) == 0) {
-			str_copy(clients[ci].verify_peer, w[1],
-			    sizeof(clients[ci].verify_peer));
-			clients[ci].rotating = true;
-			clients[ci].deadline = now_ms() + CONTROL_ROTATE_MS;
-			sbuf_free(&out);
-			return;
-		}
-	} else if (strcmp(w[0], "reload") == 0) {
-		ok = parent_reload(&err) == 0;
+	switch (cmd->id) {
+	case CTL_CMD_STATUS:
+		ok = cmd_status(d, &out, nw > 1 && strcmp(w[1], "json") == 0);
+		break;
+	case CTL_CMD_QUEUE_LIST:
+	case CTL_CMD_QUEUE_RETRY:
+	case CTL_CMD_QUEUE_DROP:
+	case CTL_CMD_QUEUE_PURGE:
+		ok = cmd_queue(d, &out, w, nw);
+		break;
+	case CTL_CMD_SEND:
+		ok = outbound_send_test(d, w[1], w[2], w[3], &out) == 0;
+		break;
+	case CTL_CMD_VERIFY:
+		if (control_verify_start(d, w[1], nw == 3 ? w[2] : "",
+		    &c->verify_reqid, &out) == -1)
+			break;
+		str_copy(c->verify_peer, w[1], sizeof(c->verify_peer));
+		c->deadline = clock_wall_ms() + CONTROL_VERIFY_MS;
+		sbuf_free(&out);
+		return;
+	case CTL_CMD_ROTATE_KEY:
+		if (rotation_start(d, w[1], &c->verify_reqid, &out) == -1)
+			break;
+		str_copy(c->verify_peer, w[1], sizeof(c->verify_peer));
+		c->rotating = true;
+		c->deadline = clock_wall_ms() + CONTROL_ROTATE_MS;
+		sbuf_free(&out);
+		return;
+	case CTL_CMD_RELOAD:
+		ok = peers_reload(d, &err) == 0;
 		sbuf_printf(&out, "%s\n", ok ? "configuration reloaded" :
 		    err.msg);
-	} else {
-		sbuf_printf(&out, "unknown request '%s'\n", w[0]);
+		break;
 	}
 answer:
-	reply(ci, ok, &out);
+	reply(d, ci, ok, &out);
 	sbuf_free(&out);
 }
 
 void
-control_readable(int fd)
+control_readable(struct psyncd *d, int fd)
 {
-	struct client *c = NULL;
-	uint32_t want;
+	struct control_client *c = NULL;
+	struct psync_err err;
+	long want;
 	ssize_t n;
 	size_t i;
 
-	for (i = 0; i < n_clients; i++)
-		if (clients[i].fd == fd)
-			c = &clients[i];
+	for (i = 0; i < d->ctl.n_clients; i++)
+		if (d->ctl.clients[i].fd == fd)
+			c = &d->ctl.clients[i];
 	if (c == NULL)
 		return;
-	i = (size_t)(c - clients);
+	i = (size_t)(c - d->ctl.clients);
 	if (c->verify_reqid != 0) {
 		/* The client gave up waiting for a check. */
-		client_drop(i);
+		client_drop(d, i);
 		return;
 	}
-	n = read(fd, c->buf + c->len, CONTROL_MSG_MAX + 4 - c->len);
+	n = read(fd, c->buf + c->len, CTLPROTO_HDR_LEN + CTLPROTO_MSG_MAX -
+	    c->len);
 	if (n <= 0) {
 		if (n == 0 || (errno != EAGAIN && errno != EINTR))
-			client_drop(i);
+			client_drop(d, i);
 		return;
 	}
 	c->len += (size_t)n;
-	if (c->len < 4)
-		return;
-	want = (uint32_t)c->buf[0] << 24 | (uint32_t)c->buf[1] << 16 |
-	    (uint32_t)c->buf[2] << 8 | c->buf[3];
-	if (want == 0 || want > CONTROL_MSG_MAX) {
-		log_warnx("control socket: request of %u bytes refused", want);
-		client_drop(i);
+	want = ctlproto_request_len(c->buf, c->len, &err);
+	if (want == -1) {
+		log_warnx("control socket: %s", err.msg);
+		client_drop(d, i);
 		return;
 	}
-	if (c->len - 4 < want)
+	if (want == 0 || c->len - CTLPROTO_HDR_LEN < (size_t)want)
 		return;
-	dispatch(i, (char *)c->buf + 4, want);
+	dispatch(d, i, (char *)c->buf + CTLPROTO_HDR_LEN, (size_t)want);
 }
 
 void
-control_tick(uint64_t now)
+control_tick(struct psyncd *d, uint64_t now)
 {
 	struct sbuf out = { NULL, 0, 0, false };
 	size_t i;
 
-	for (i = 0; i < n_clients; i++) {
-		if (now < clients[i].deadline)
+	for (i = 0; i < d->ctl.n_clients; i++) {
+		if (now < d->ctl.clients[i].deadline)
 			continue;
-		if (clients[i].verify_reqid != 0 && clients[i].rotating) {
+		if (d->ctl.clients[i].verify_reqid != 0 && d->ctl.clients[i].rotating) {
 			sbuf_printf(&out, "Key for peer %s not confirmed: no "
 			    "answer from the network process in %d s; the new "
-			    "key stays pending\n", clients[i].verify_peer,
+			    "key stays pending\n", d->ctl.clients[i].verify_peer,
 			    CONTROL_ROTATE_MS / 1000);
-			reply(i, false, &out);
+			reply(d, i, false, &out);
 			sbuf_free(&out);
-		} else if (clients[i].verify_reqid != 0) {
+		} else if (d->ctl.clients[i].verify_reqid != 0) {
 			sbuf_printf(&out, "Secure channel to %s not checked: "
 			    "no answer from the network process in %d s\n",
-			    clients[i].verify_peer, CONTROL_VERIFY_MS / 1000);
-			reply(i, false, &out);
+			    d->ctl.clients[i].verify_peer, CONTROL_VERIFY_MS / 1000);
+			reply(d, i, false, &out);
 			sbuf_free(&out);
 		} else {
-			client_drop(i);
+			client_drop(d, i);
 		}
 		i--;
 	}
 }
 
 void
-control_verify_result(uint32_t reqid, const struct pmsg_verify_result *r)
+control_verify_result(struct psyncd *d, uint32_t reqid, const struct pmsg_verify_result *r)
 {
 	struct sbuf out = { NULL, 0, 0, false };
 	size_t i;
 
-	for (i = 0; i < n_clients; i++)
-		if (clients[i].verify_reqid == reqid && reqid != 0 &&
-		    !clients[i].rotating)
+	for (i = 0; i < d->ctl.n_clients; i++)
+		if (d->ctl.clients[i].verify_reqid == reqid && reqid != 0 &&
+		    !d->ctl.clients[i].rotating)
 			break;
-	if (i == n_clients) {
+	if (i == d->ctl.n_clients) {
 		log_debug("channel check %u: nobody waits for it any more",
 		    reqid);
 		return;
 	}
 	if (r->step == VERIFY_OK) {
 		sbuf_printf(&out, "Secure channel to %s checked successfully\n",
-		    clients[i].verify_peer);
+		    d->ctl.clients[i].verify_peer);
 		log_info("secure channel to %s checked successfully",
-		    clients[i].verify_peer);
+		    d->ctl.clients[i].verify_peer);
 	} else {
 		sbuf_printf(&out, "Secure channel to %s failed at step %s: "
-		    "%s\n", clients[i].verify_peer, pmsg_step_name(r->step),
+		    "%s\n", d->ctl.clients[i].verify_peer, pmsg_step_name(r->step),
 		    r->message);
 		log_warnx("secure channel to %s failed at step %s: %s",
-		    clients[i].verify_peer, pmsg_step_name(r->step),
+		    d->ctl.clients[i].verify_peer, pmsg_step_name(r->step),
 		    r->message);
 	}
-	reply(i, r->step == VERIFY_OK, &out);
+	reply(d, i, r->step == VERIFY_OK, &out);
 	sbuf_free(&out);
 }
 
 void
-control_key_result(uint32_t reqid, bool ok, const char *message)
+control_key_result(struct psyncd *d, uint32_t reqid, bool ok, const char *message)
 {
 	struct sbuf out = { NULL, 0, 0, false };
 	size_t i;
 
-	for (i = 0; i < n_clients; i++)
-		if (clients[i].verify_reqid == reqid && reqid != 0 &&
-		    clients[i].rotating)
+	for (i = 0; i < d->ctl.n_clients; i++)
+		if (d->ctl.clients[i].verify_reqid == reqid && reqid != 0 &&
+		    d->ctl.clients[i].rotating)
 			break;
-	if (i == n_clients) {
+	if (i == d->ctl.n_clients) {
 		log_debug("key rotation %u: nobody waits for it any more",
 		    reqid);
 		return;
 	}
 	sbuf_printf(&out, "%s\n", message);
-	reply(i, ok, &out);
+	reply(d, i, ok, &out);
 	sbuf_free(&out);
+}
+
+int
+control_verify_start(struct psyncd *d, const char *peer, const char *user, uint32_t *reqid,
+    struct sbuf *out)
+{
+	const struct peer_conf *pc;
+	struct policy_request req;
+	struct policy_verdict v;
+	struct account acct;
+	struct psync_err err;
+	struct pmsg m;
+	int found;
+
+	pc = config_find_peer(d->conf, peer);
+	if (pc == NULL) {
+		sbuf_printf(out, "no peer '%s' in %s\n", peer, d->conf->path);
+		return -1;
+	}
+	if (user[0] != '\0') {
+		memset(&acct, 0, sizeof(acct));
+		found = names_valid(user) ? account_lookup(&d->conf->store,
+		    user, d->conf->policy.case_ignore_name, &acct, &err) : 1;
+		memset(&req, 0, sizeof(req));
+		req.user = user;
+		req.account = found == 0 ? &acct : NULL;
+		req.peer = pc;
+		req.direction = (pc->direction & DIR_SEND) ? POLICY_OUTBOUND :
+		    POLICY_INBOUND;
+		(void)policy_check(d->pol, &req, &v, NULL, NULL);
+		account_clear(&acct);
+		if (v.code != PSYNC_OK) {
+			sbuf_printf(out, "Secure channel to %s not checked: "
+			    "failed at step policy: local policy refuses %s: "
+			    "code %d (%s)%s%.0d: %s\n", peer, user, v.code,
+			    code_reason(v.code), v.msgno ? ", log " : "",
+			    v.msgno, v.reason);
+			return -1;
+		}
+	}
+	memset(&m, 0, sizeof(m));
+	m.type = PMSG_VERIFY;
+	m.reqid = ++d->next_reqid;
+	str_copy(m.u.verify.peer, peer, sizeof(m.u.verify.peer));
+	str_copy(m.u.verify.user, user, sizeof(m.u.verify.user));
+	*reqid = m.reqid;
+	monitor_send(d, &m);
+	return 0;
 }

@@ -2,7 +2,7 @@
  * psyncctl commands that talk to the running psyncd over its control
  * socket (status, queue, send, verify, rotate-key, set-key's reload), and
  * the two that only handle key files (keygen, set-key). The socket
- * protocol is described in control.c.
+ * protocol is lib/ctlproto.c, shared with psyncd.
  */
 #include "config.h"
 
@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "psyncctl.h"
-#include "psyncd.h"
+#include "ctlproto.h"
 #include "util.h"
 #include "wire.h"
 
@@ -26,28 +26,17 @@ static int
 ctl_request(const char *sock, const char *const *words, size_t n)
 {
 	struct sockaddr_un sun;
-	unsigned char hdr[4];
-	char *req = NULL, *ans = NULL;
-	size_t len = 0, i, off;
-	uint32_t alen;
+	struct psync_err err;
+	unsigned char hdr[CTLPROTO_HDR_LEN], *req = NULL;
+	char *ans = NULL;
+	size_t len = 0, off;
+	long alen;
 	ssize_t r;
 	int fd = -1, rc = CTL_FAIL;
 
-	for (i = 0; i < n; i++)
-		len += strlen(words[i]) + 1;
-	req = malloc(len + 4);
-	if (req == NULL)
+	if (ctlproto_request(words, n, &req, &len, &err) == -1) {
+		fprintf(stderr, "psyncctl: %s\n", err.msg);
 		goto done;
-	len--;
-	req[0] = (char)(len >> 24);
-	req[1] = (char)(len >> 16);
-	req[2] = (char)(len >> 8);
-	req[3] = (char)len;
-	for (i = 0, off = 4; i < n; i++) {
-		memcpy(req + off, words[i], strlen(words[i]));
-		off += strlen(words[i]);
-		if (i + 1 < n)
-			req[off++] = '\n';
 	}
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -58,42 +47,41 @@ ctl_request(const char *sock, const char *const *words, size_t n)
 		    "connect to %s: %s)\n", sock, strerror(errno));
 		goto done;
 	}
-	if (send(fd, req, len + 4, MSG_NOSIGNAL) != (ssize_t)(len + 4)) {
+	if (send(fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
 		fprintf(stderr, "psyncctl: sending to psyncd: %s\n",
 		    strerror(errno));
 		goto done;
 	}
-	for (off = 0; off < 4; off += (size_t)r) {
-		r = read(fd, hdr + off, 4 - off);
+	for (off = 0; off < sizeof(hdr); off += (size_t)r) {
+		r = read(fd, hdr + off, sizeof(hdr) - off);
 		if (r <= 0) {
 			fprintf(stderr, "psyncctl: psyncd closed the connection "
 			    "without an answer (is this user root?)\n");
 			goto done;
 		}
 	}
-	alen = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 |
-	    (uint32_t)hdr[2] << 8 | hdr[3];
-	if (alen == 0 || alen > CONTROL_REPLY_MAX + 1) {
+	alen = ctlproto_reply_len(hdr);
+	if (alen == -1) {
 		fprintf(stderr, "psyncctl: malformed answer from psyncd\n");
 		goto done;
 	}
-	ans = malloc(alen);
+	ans = malloc((size_t)alen);
 	if (ans == NULL)
 		goto done;
-	for (off = 0; off < alen; off += (size_t)r) {
-		r = read(fd, ans + off, alen - off);
+	for (off = 0; off < (size_t)alen; off += (size_t)r) {
+		r = read(fd, ans + off, (size_t)alen - off);
 		if (r <= 0) {
 			fprintf(stderr, "psyncctl: short answer from psyncd\n");
 			goto done;
 		}
 	}
-	fwrite(ans + 1, 1, alen - 1, ans[0] == '0' ? stdout : stderr);
+	fwrite(ans + 1, 1, (size_t)alen - 1, ans[0] == '0' ? stdout : stderr);
 	rc = ans[0] == '0' ? CTL_OK : CTL_FAIL;
 done:
 	if (fd != -1)
 		close(fd);
 	if (req != NULL)
-		secure_wipe(req, len + 4);
+		secure_wipe(req, len);
 	free(req);
 	free(ans);
 	return rc;

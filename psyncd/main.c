@@ -1,7 +1,8 @@
 /*
  * psyncd: the psync sync node. This file holds start-up: options, the
  * configuration check (-t), detaching, and hand-over to the parent
- * (parent.c), which forks the network child (child.c).
+ * (parent.c). The same program is also the network child: the parent
+ * re-executes it with the internal flag -R net (spawn.c, net.c).
  */
 #include "config.h"
 
@@ -16,6 +17,7 @@
 
 #include "config_file.h"
 #include "log.h"
+#include "net.h"
 #include "psyncd.h"
 
 static void
@@ -53,11 +55,28 @@ check_config(const char *path)
 	return 0;
 }
 
+/* A number from the parent's command line for the child. */
+static int
+role_number(const char *s, int max)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < 0 || v > max) {
+		fprintf(stderr, "psyncd: bad internal argument '%s'\n", s);
+		exit(2);
+	}
+	return (int)v;
+}
+
 int
 main(int argc, char **argv)
 {
 	struct psyncd_opts opts;
-	const char *path = PSYNC_DEFAULT_CONFIG;
+	struct net_setup ns;
+	const char *path = PSYNC_DEFAULT_CONFIG, *role = NULL;
 	bool test_only = false;
 	int ch;
 
@@ -66,9 +85,25 @@ main(int argc, char **argv)
 	if (opts.user == NULL || opts.user[0] == '\0')
 		opts.user = PSYNCD_DEFAULT_USER;
 
+	memset(&ns, 0, sizeof(ns));
+	ns.log_level = LOG_INFO;
+	ns.log_facility = LOG_DAEMON;
 	log_init("psyncd", LOG_TARGET_STDERR, LOG_DAEMON);
-	while ((ch = getopt(argc, argv, "c:dftu:h")) != -1) {
+	while ((ch = getopt(argc, argv, "c:dftu:hR:C:l:F:")) != -1) {
 		switch (ch) {
+		/* Internal: how the parent starts the network child. */
+		case 'R':
+			role = optarg;
+			break;
+		case 'C':
+			ns.chroot_dir = optarg;
+			break;
+		case 'l':
+			ns.log_level = role_number(optarg, LOG_DEBUG);
+			break;
+		case 'F':
+			ns.log_facility = role_number(optarg, 1 << 30);
+			break;
 		case 'c':
 			path = optarg;
 			break;
@@ -95,6 +130,17 @@ main(int argc, char **argv)
 	if (optind != argc) {
 		usage(stderr);
 		return 2;
+	}
+	if (role != NULL) {
+		if (strcmp(role, "net") != 0 || ns.chroot_dir == NULL ||
+		    geteuid() != 0) {
+			fprintf(stderr, "psyncd: -R is for psyncd itself, "
+			    "which starts its network child with it\n");
+			return 2;
+		}
+		ns.user = opts.user;
+		ns.foreground = opts.foreground;
+		net_main(&ns);
 	}
 	if (test_only)
 		return check_config(path);

@@ -36,15 +36,6 @@
 #include "spool.h"
 #include "util.h"
 
-static uint64_t
-now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 static void
 config_problem(void *ctx, const char *message)
 {
@@ -113,7 +104,7 @@ echo_of_peer(const struct psync_config *conf, const unsigned char *key,
 		    user, err.msg);
 		return 0;
 	}
-	rc = samba_applied_match(q, key, user, secret, is_hash, now_ms(), &err);
+	rc = samba_applied_match(q, key, user, secret, is_hash, clock_wall_ms(), &err);
 	if (rc == -1)
 		log_warnx("looking for a change applied from a peer for %s: %s",
 		    user, err.msg);
@@ -123,28 +114,11 @@ echo_of_peer(const struct psync_config *conf, const unsigned char *key,
 
 static int
 spool_change(const struct psync_config *conf, const unsigned char *key,
-    const char *user, enum frame_secret_kind kind, const char *secret,
+    const char *user, enum change_secret_kind kind, const char *secret,
     char *name, struct psync_err *err)
 {
-	uint8_t id[FRAME_ID_LEN];
-	struct frame f;
-	int rc = -1;
-
-	memset(&f, 0, sizeof(f));
-	if (spool_prepare(conf->queue.spool_directory, err) == -1)
-		goto done;
-	if (RAND_bytes(id, sizeof(id)) != 1) {
-		perr_set(err, PSYNC_E_UPDATE_FAILED, "no random bytes for the "
-		    "change id");
-		goto done;
-	}
-	if (frame_set_change(&f, id, conf->node_name, now_ms(), user, kind,
-	    secret, strlen(secret), err) == -1)
-		goto done;
-	rc = spool_write(conf->queue.spool_directory, key, &f, name, err);
-done:
-	frame_wipe(&f);
-	return rc;
+	return spool_submit(conf->queue.spool_directory, key, conf->node_name,
+	    user, kind, secret, name, err);
 }
 
 static void
@@ -165,7 +139,7 @@ main(int argc, char *argv[])
 	unsigned char key[SEAL_KEY_LEN];
 	char name[SPOOL_NAME_LEN + 1], *buf = NULL;
 	enum samba_ldif_action act;
-	enum frame_secret_kind kind;
+	enum change_secret_kind kind;
 	const char *secret;
 	size_t len = 0;
 	int ch, status = 1;

@@ -21,6 +21,7 @@
 #define PMSG_HDR_LEN		12
 #define PMSG_MAX		16384	/* payload cap, bytes */
 #define PMSG_ADDR_MAX		63	/* a numeric address literal */
+#define PMSG_HOST_MAX		255	/* a host name or address literal */
 #define PMSG_KEYTEXT_MAX	512	/* a MEPP key text or a 32-byte PSK */
 #define PMSG_TRUSTED_MAX	32	/* trusted addresses per peer */
 #define PMSG_TEXT_MAX		FRAME_REASON_MAX
@@ -73,7 +74,7 @@ struct pmsg_inbound {
 	uint8_t		protocol;	/* enum peer_protocol */
 	uint8_t		mepp_type;	/* MEPP: 0 update, 2 check; psync: 0 */
 	char		peer[FRAME_NAME_MAX + 1];
-	struct frame_change change;
+	struct change change;
 };
 
 struct pmsg_delivery_result {
@@ -95,6 +96,8 @@ struct pmsg_peer {
 	uint8_t		direction;	/* enum peer_direction */
 	uint16_t	port;
 	uint32_t	connect_timeout;	/* seconds */
+	char		host[PMSG_HOST_MAX + 1];	/* "" : none configured */
+	/* Not sent: the child's resolver fills them in (net_resolve.c). */
 	char		address[PMSG_ADDR_MAX + 1];	/* numeric; "" if unresolved */
 	char		resolve_error[PMSG_TEXT_MAX + 1];
 	uint16_t	key_len;
@@ -123,7 +126,7 @@ struct pmsg_inbound_result {
 
 struct pmsg_deliver {
 	char		peer[FRAME_NAME_MAX + 1];
-	struct frame_change change;
+	struct change change;
 };
 
 /* KEY_PROPOSED: a peer sent KEY-PROPOSE over a connection that
