@@ -45,6 +45,7 @@ struct loader {
 	void		*ctx;
 	int		 errors;
 	int		 warnings;
+	mode_t		 mode;		/* of the file; 0 for a string */
 };
 static _Thread_local struct loader *cur;
 
@@ -334,6 +335,24 @@ validate_classes(cfg_t *cfg, cfg_opt_t *opt)
 }
 
 static int
+validate_bcrypt_cost(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_range(cfg, cfg_opt_name(opt), 4, 31);
+}
+
+static int
+validate_rounds(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_range(cfg, cfg_opt_name(opt), 1000, 999999999);
+}
+
+static int
+validate_yescrypt_cost(cfg_t *cfg, cfg_opt_t *opt)
+{
+	return check_range(cfg, cfg_opt_name(opt), 1, 11);
+}
+
+static int
 validate_abs_path(cfg_t *cfg, cfg_opt_t *opt)
 {
 	const char *v = cfg_opt_getnstr(opt, 0);
@@ -343,6 +362,16 @@ validate_abs_path(cfg_t *cfg, cfg_opt_t *opt)
 		    "got '%s'", cfg_opt_name(opt), v);
 		return -1;
 	}
+	return 0;
+}
+
+/* An option that no longer does anything: accepted, with a warning. */
+static int
+validate_deprecated(cfg_t *cfg, cfg_opt_t *opt)
+{
+	conf_warning(cfg->line, "option '%s' is deprecated and ignored: the "
+	    "store keeps no fingerprints any more; remove it",
+	    cfg_opt_name(opt));
 	return 0;
 }
 
@@ -560,6 +589,10 @@ static cfg_opt_t store_opts[] = {
 	CFG_INT_CB("lock-timeout",	15,		CFGF_NONE, parse_duration),
 	CFG_INT_CB("hash-threads",	0,		CFGF_NONE, parse_count),
 	CFG_BOOL("fingerprints",	cfg_true,	CFGF_NONE),
+	/* 0: the default, raised above this host's own cost (lib/store.h). */
+	CFG_INT_CB("hash-max-bcrypt-cost", 0,		CFGF_NONE, parse_count),
+	CFG_INT_CB("hash-max-rounds",	0,		CFGF_NONE, parse_count),
+	CFG_INT_CB("hash-max-yescrypt-cost", 0,		CFGF_NONE, parse_count),
 	CFG_END()
 };
 
@@ -570,6 +603,7 @@ static cfg_opt_t policy_opts[] = {
 	CFG_INT_CB("min-uid",		1000,		CFGF_NONE, parse_count),
 	CFG_BOOL("skip-locked",		cfg_true,	CFGF_NONE),
 	CFG_BOOL("case-ignore-name",	cfg_true,	CFGF_NONE),
+	CFG_INT_CB("max-clock-skew",	300,		CFGF_NONE, parse_duration),
 	CFG_STR("name-map",		"",		CFGF_NONE),
 	RULE_OPTS,
 	CFG_END()
@@ -608,6 +642,7 @@ static cfg_opt_t queue_opts[] = {
 	CFG_INT_CB("retry-interval",	30,		CFGF_NONE, parse_duration),
 	CFG_INT_CB("max-retry-interval", 3600,		CFGF_NONE, parse_duration),
 	CFG_INT_CB("max-age",		604800,		CFGF_NONE, parse_duration),
+	CFG_INT_CB("retention",		30 * 86400,	CFGF_NONE, parse_duration),
 	CFG_INT_CB("warn-depth",	1000,		CFGF_NONE, parse_count),
 	CFG_INT_CB("warn-age",		3600,		CFGF_NONE, parse_duration),
 	CFG_END()
@@ -652,6 +687,10 @@ static const struct {
 	{ "store|login-defs",		validate_abs_path },
 	{ "store|nis-make-dir",		validate_abs_path },
 	{ "store|samba-private-dir",	validate_abs_path },
+	{ "store|fingerprints",		validate_deprecated },
+	{ "store|hash-max-bcrypt-cost",	validate_bcrypt_cost },
+	{ "store|hash-max-rounds",	validate_rounds },
+	{ "store|hash-max-yescrypt-cost", validate_yescrypt_cost },
 	{ "policy",			validate_policy },
 	{ "policy|min-classes",		validate_classes },
 	{ "policy|sync-users",		validate_sync_users },
@@ -811,6 +850,12 @@ convert(cfg_t *root, const char *path)
 	c->store.lock_timeout = (unsigned int)cfg_getint(s, "lock-timeout");
 	c->store.hash_threads = (unsigned int)cfg_getint(s, "hash-threads");
 	c->store.fingerprints = cfg_getbool(s, "fingerprints");
+	c->store.hash_limits.bcrypt_cost =
+	    (unsigned int)cfg_getint(s, "hash-max-bcrypt-cost");
+	c->store.hash_limits.rounds =
+	    (unsigned long)cfg_getint(s, "hash-max-rounds");
+	c->store.hash_limits.yescrypt_cost =
+	    (unsigned int)cfg_getint(s, "hash-max-yescrypt-cost");
 
 	s = cfg_getsec(root, "policy");
 	c->policy.sync_users = dup_str(cfg_getstr(s, "sync-users"));
@@ -819,6 +864,7 @@ convert(cfg_t *root, const char *path)
 	c->policy.min_uid = (unsigned int)cfg_getint(s, "min-uid");
 	c->policy.skip_locked = cfg_getbool(s, "skip-locked");
 	c->policy.case_ignore_name = cfg_getbool(s, "case-ignore-name");
+	c->policy.max_clock_skew = (unsigned int)cfg_getint(s, "max-clock-skew");
 	c->policy.name_map_file = dup_or_null(cfg_getstr(s, "name-map"));
 	get_rules(s, &c->policy.rules);
 
@@ -835,11 +881,13 @@ convert(cfg_t *root, const char *path)
 
 	s = cfg_getsec(root, "queue");
 	c->queue.directory = dup_str(cfg_getstr(s, "directory"));
+	c->store.state_dir = dup_str(c->queue.directory);
 	c->queue.spool_directory = dup_str(cfg_getstr(s, "spool-directory"));
 	c->queue.host_key_file = dup_str(cfg_getstr(s, "host-key-file"));
 	c->queue.retry_interval = (unsigned int)cfg_getint(s, "retry-interval");
 	c->queue.max_retry_interval = (unsigned int)cfg_getint(s, "max-retry-interval");
 	c->queue.max_age = (unsigned int)cfg_getint(s, "max-age");
+	c->queue.retention = (unsigned int)cfg_getint(s, "retention");
 	c->queue.warn_depth = (unsigned int)cfg_getint(s, "warn-depth");
 	c->queue.warn_age = (unsigned int)cfg_getint(s, "warn-age");
 
@@ -849,6 +897,7 @@ convert(cfg_t *root, const char *path)
 
 	if (c->path == NULL || c->node_name == NULL || c->store.shadow_file == NULL ||
 	    c->policy.sync_users == NULL || c->queue.directory == NULL ||
+	    c->store.state_dir == NULL ||
 	    c->policy.allow_groups == NULL || c->policy.deny_groups == NULL)
 		goto fail;
 	return c;
@@ -896,6 +945,15 @@ check_whole(const struct psync_config *c, bool check_files)
 			    "than this node's own name", p->name);
 		if (p->protocol == PROTO_MEPP) {
 			any_mepp = true;
+			/* An inline key is a key file: private, or refused. */
+			if (p->legacy_key != NULL &&
+			    (cur->mode & (S_IRGRP | S_IROTH)) != 0)
+				conf_error(p->line, "peer '%s': option 'key': "
+				    "refused: the key is written in a file "
+				    "readable by group or others (mode %04o); "
+				    "make the file mode 0600 or put the key in "
+				    "a key-file", p->name,
+				    (unsigned)(cur->mode & 07777));
 			if (p->legacy_key != NULL &&
 			    mepp_key_check(p->legacy_key, why, sizeof(why)) == -1)
 				conf_warning(p->line, "peer '%s': option 'key': "
@@ -1069,9 +1127,10 @@ done:
 struct psync_config *
 config_load(const char *path, bool check_owner, config_report_fn rep, void *ctx)
 {
-	struct loader ld = { path, rep, ctx, 0, 0 };
+	struct loader ld = { path, rep, ctx, 0, 0, 0 };
 	struct psync_config *c = NULL;
 	struct psync_err err;
+	struct stat st;
 	char *text = NULL;
 	ssize_t n;
 	size_t len = 0;
@@ -1091,6 +1150,11 @@ config_load(const char *path, bool check_owner, config_report_fn rep, void *ctx)
 			rep(ctx, err.msg);
 		goto done;
 	}
+	if (fstat(fd, &st) == -1) {
+		conf_error(0, "cannot stat: %s", strerror(errno));
+		goto done;
+	}
+	ld.mode = st.st_mode;
 	text = malloc(CONFIG_MAX_SIZE + 1);
 	if (text == NULL) {
 		conf_error(0, "out of memory");
@@ -1131,7 +1195,7 @@ struct psync_config *
 config_load_string(const char *text, const char *name, config_report_fn rep,
     void *ctx)
 {
-	struct loader ld = { name, rep, ctx, 0, 0 };
+	struct loader ld = { name, rep, ctx, 0, 0, 0 };
 	struct psync_config *c;
 
 	cur = &ld;
@@ -1160,6 +1224,7 @@ config_free(struct psync_config *c)
 	free(c->store.nis_make_dir);
 	free(c->store.pam_service);
 	free(c->store.samba_private_dir);
+	free(c->store.state_dir);
 	free(c->policy.sync_users);
 	free_list(c->policy.allow_groups, c->policy.n_allow_groups);
 	free_list(c->policy.deny_groups, c->policy.n_deny_groups);

@@ -50,6 +50,16 @@ struct pw_rules {
 	bool		reject_username;	/* AD: password must not contain the name */
 };
 
+/*
+ * Highest cost of a crypt hash the store takes from a peer (0: the default,
+ * lib/store.h). Anything costlier is refused before crypt ever runs on it.
+ */
+struct hash_limits {
+	unsigned int	 bcrypt_cost;	/* log2 rounds */
+	unsigned long	 rounds;	/* SHA-crypt, Sun MD5, SHA-1, BSDi */
+	unsigned int	 yescrypt_cost;	/* login.defs terms: memory x runs */
+};
+
 struct store_conf {
 	enum store_type	 type;
 	char		*shadow_file;
@@ -64,7 +74,9 @@ struct store_conf {
 	char		*samba_private_dir;
 	unsigned int	 lock_timeout;	/* seconds to wait for lckpwdf */
 	unsigned int	 hash_threads;	/* 0: one per core */
-	bool		 fingerprints;	/* skip verifies they prove needless */
+	bool		 fingerprints;	/* deprecated, ignored: read for old files */
+	char		*state_dir;	/* the queue directory: old state to retire */
+	struct hash_limits hash_limits;
 };
 
 struct policy_conf {
@@ -76,6 +88,7 @@ struct policy_conf {
 	unsigned int	 min_uid;
 	bool		 skip_locked;	/* locked, disabled or expired accounts */
 	bool		 case_ignore_name;
+	unsigned int	 max_clock_skew;	/* seconds a change may be ahead */
 	char		*name_map_file;	/* NULL: no map */
 	struct pw_rules	 rules;
 };
@@ -116,6 +129,7 @@ struct queue_conf {
 	unsigned int	 retry_interval;	/* seconds */
 	unsigned int	 max_retry_interval;
 	unsigned int	 max_age;
+	unsigned int	 retention;	/* finished records kept (queue_maintain) */
 	unsigned int	 warn_depth;
 	unsigned int	 warn_age;
 };

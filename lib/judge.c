@@ -99,6 +99,7 @@ judge_apply(const struct psync_config *conf, const struct policy *pol,
 		sc[ns].user = it->local;
 		sc[ns].kind = it->kind;
 		sc[ns].secret = it->secret;
+		sc[ns].check_unchanged = !it->no_echo;
 		map[ns++] = i;
 	}
 	if (ns > 0)

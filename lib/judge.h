@@ -25,6 +25,14 @@ struct judge_item {
 	enum store_secret_kind	 kind;
 	const char		*secret;
 	bool			 check_only;	/* judge the user only, never apply */
+	/*
+	 * No echo is plausible (psyncd: queue_user_recent() found no change
+	 * for the user lately): the store hashes the password without first
+	 * verifying it against the stored hash. Left false, it verifies and
+	 * answers "unchanged" for a password it already holds
+	 * (store_change.check_unchanged).
+	 */
+	bool			 no_echo;
 	/* out */
 	char			 local[NAME_MAX_LEN];	/* the account's spelling */
 	bool			 judged;	/* the policy accepted it */

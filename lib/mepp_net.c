@@ -943,28 +943,33 @@ mepp_log_answer(const char *peer, const char *addr, const char *user,
 	const char *how = form == MEPP_KDF_WORD8 ? " (8-byte key derivation "
 	    "form of the 64-bit legacy PAM module)" : "";
 
+	/* The user name came off the network; a peer may repeat itself. */
+	user = log_str(user);
+
 	switch (code) {
 	case PSYNC_OK:
 		log_info("MEPP: %s for user %s from host %s/%s: accepted%s",
 		    what, user, peer, addr, how);
 		break;
 	case PSYNC_E_PROTOCOL:
-		log_warnx("%d: secret key mismatch or packet error for user %s "
-		    "on host %s/%s (%s)", PSYNC_MSG_KEY_MISMATCH, user, peer,
-		    addr, why != NULL ? why : "refused by the decision");
+		log_peer_warnx(peer, "%d: secret key mismatch or packet "
+		    "error for user %s on host %s/%s (%s)",
+		    PSYNC_MSG_KEY_MISMATCH, user, peer, addr,
+		    why != NULL ? why : "refused by the decision");
 		break;
 	case PSYNC_E_NO_USER:
-		log_warnx("%d: user %s does not exist on host %s/%s%s",
+		log_peer_warnx(peer, "%d: user %s does not exist on host %s/%s%s",
 		    PSYNC_MSG_NO_USER, user, peer, addr, how);
 		break;
 	case PSYNC_E_REFUSED:
-		log_warnx("%d: password propagation denied for the remote user "
-		    "%s on host %s/%s%s", PSYNC_MSG_DENIED, user, peer, addr, how);
+		log_peer_warnx(peer, "%d: password propagation denied for "
+		    "the remote user %s on host %s/%s%s", PSYNC_MSG_DENIED,
+		    user, peer, addr, how);
 		break;
 	default:
-		log_warnx("MEPP: %s for user %s from host %s/%s answered %d "
-		    "(%s)%s", what, user, peer, addr, code, code_reason(code),
-		    how);
+		log_peer_warnx(peer, "MEPP: %s for user %s from host %s/%s "
+		    "answered %d (%s)%s", what, user, peer, addr, code,
+		    code_reason(code), how);
 		break;
 	}
 }
@@ -1083,7 +1088,7 @@ mepp_conn_serve(struct mepp_conn *c)
 	pthread_mutex_unlock(&l->decide_lock);
 	if (code < 0 || code > PSYNC_CODE_MAX) {
 		log_warnx("MEPP: the decision for user %s from host %s/%s gave "
-		    "%d, not a result code; answering %d", user, pname,
+		    "%d, not a result code; answering %d", log_str(user), pname,
 		    c->addr, code, PSYNC_E_UPDATE_FAILED);
 		code = PSYNC_E_UPDATE_FAILED;
 	}

@@ -115,9 +115,9 @@ enum stmt {
 	S_EXPIRE_SELECT, S_LIST_ALL, S_LIST_PEER,
 	S_RETRY_ONE, S_RETRY_ALL, S_DROP,
 	S_PURGE_DELIVERIES, S_PURGE_CHANGES, S_PURGE_APPLIED,
-	S_APPLIED_HAS, S_APPLIED_INSERT,
+	S_APPLIED_HAS, S_APPLIED_INSERT, S_USER_RECENT,
 	S_STATE_GET, S_STATE_SET, S_STATE_DEL,
-	S_INTEGRITY,
+	S_INTEGRITY, S_GEN_BUMP, S_GEN_GET,
 	S_COUNT
 };
 
@@ -244,11 +244,24 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_APPLIED_INSERT]	= "INSERT OR IGNORE INTO applied (id, user, "
 				  "time_ms, origin, applied_ms) "
 				  "VALUES (?1, ?2, ?3, ?4, ?5)",
+	/* Queued or delivered, or applied, here since ?2 (one index each). */
+	[S_USER_RECENT]		= "SELECT EXISTS (SELECT 1 FROM changes c "
+				  "WHERE c.user = ?1 AND (c.created_ms >= ?2 "
+				  "OR EXISTS (SELECT 1 FROM deliveries d "
+				  "WHERE d.change_seq = c.seq "
+				  "AND d.updated_ms >= ?2))) "
+				  "OR EXISTS (SELECT 1 FROM applied a "
+				  "WHERE a.user = ?1 AND a.applied_ms >= ?2)",
 	[S_STATE_GET]		= "SELECT value FROM node_state WHERE key = ?1",
 	[S_STATE_SET]		= "INSERT OR REPLACE INTO node_state "
 				  "(key, value, updated_ms) VALUES (?1, ?2, ?3)",
 	[S_STATE_DEL]		= "DELETE FROM node_state WHERE key = ?1",
 	[S_INTEGRITY]		= "PRAGMA integrity_check",
+	[S_GEN_BUMP]		= "INSERT INTO meta (key, value) "
+				  "VALUES ('generation', 1) ON CONFLICT (key) "
+				  "DO UPDATE SET value = value + 1",
+	[S_GEN_GET]		= "SELECT value FROM meta "
+				  "WHERE key = 'generation'",
 };
 
 struct queue {
@@ -259,6 +272,10 @@ struct queue {
 	queue_clock_fn		 clock;
 	void			*clock_ctx;
 	sqlite3_stmt		*st[S_COUNT];
+	/* The generation side file (see queue_open); -1 until checked. */
+	int			 gen_fd;
+	char			 gen_path[PATH_MAX];
+	char			 lost[512];	/* "": none */
 };
 
 /* Result codes that no retry can change: the peer refuses this change for
@@ -363,13 +380,45 @@ q_begin(struct queue *q, const char *what, struct psync_err *err)
 	return 0;
 }
 
+static void gen_write(struct queue *q, int64_t gen, bool sync);
+
+/* The generation this transaction makes; -1 on error. */
+static int64_t
+gen_bump(struct queue *q)
+{
+	sqlite3_stmt *st = q_stmt(q, S_GEN_GET);
+	int64_t gen = -1;
+
+	if (q_exec(q_stmt(q, S_GEN_BUMP)) == -1)
+		return -1;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		gen = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return gen;
+}
+
+/*
+ * Every commit counts one generation, in the database and then in the side
+ * file: the side file is never ahead of what the database made durable
+ * (the commit's fsync comes first), so a false alarm is impossible. The
+ * side file itself is synced at open, at queue_maintain() and at close,
+ * not at every commit: a power cut may lose its last counts, which only
+ * hides the loss of writes made just before it, not older ones.
+ */
 static int
 q_commit(struct queue *q, const char *what, struct psync_err *err)
 {
+	int64_t gen;
+
+	if ((gen = gen_bump(q)) == -1) {
+		q_dberr(q, err, "%s: cannot count the generation", what);
+		return -1;
+	}
 	if (q_exec(q_stmt(q, S_COMMIT)) == -1) {
 		q_dberr(q, err, "%s: cannot commit", what);
 		return -1;
 	}
+	gen_write(q, gen, false);
 	return 0;
 }
 
@@ -587,6 +636,8 @@ limits_fill(struct queue_limits *dst, const struct queue_limits *src)
 	    src->max_retry_interval : QUEUE_DEFAULT_MAX_RETRY;
 	dst->max_age = src != NULL && src->max_age > 0 ?
 	    src->max_age : QUEUE_DEFAULT_MAX_AGE;
+	dst->retention = src != NULL && src->retention > 0 ?
+	    src->retention : QUEUE_DEFAULT_RETENTION;
 	if (dst->max_retry_interval < dst->retry_interval)
 		dst->max_retry_interval = dst->retry_interval;
 }
@@ -791,6 +842,151 @@ done:
 	return rc;
 }
 
+/* ---- lost writes: the generation side file ---- */
+
+#define GEN_FMT		"psync queue generation %020lld\n"
+#define GEN_LEN		44	/* what GEN_FMT prints */
+
+/*
+ * The side file's generation: 1 read, 0 no side file (a new queue, or
+ * one from before side files), -1 error.
+ */
+static int
+gen_read(struct queue *q, int64_t *gen, struct psync_err *err)
+{
+	char buf[GEN_LEN + 1];
+	long long v;
+	ssize_t n;
+	int fd, rc = -1;
+
+	fd = open(q->gen_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY);
+	if (fd == -1) {
+		if (errno == ENOENT)
+			return 0;
+		perr_set(err, PSYNC_E_OPEN, "queue %s: cannot open: %s",
+		    q->gen_path, strerror(errno));
+		return -1;
+	}
+	n = read(fd, buf, GEN_LEN);
+	if (n == -1) {
+		perr_set(err, PSYNC_E_OPEN, "queue %s: cannot read: %s",
+		    q->gen_path, strerror(errno));
+		goto done;
+	}
+	buf[n] = '\0';
+	if (n != GEN_LEN ||
+	    sscanf(buf, "psync queue generation %20lld", &v) != 1 || v < 0) {
+		/* A torn or foreign file says nothing: start it again. */
+		log_warnx("queue %s: not a generation record; written anew",
+		    q->gen_path);
+		rc = 0;
+		goto done;
+	}
+	*gen = v;
+	rc = 1;
+done:
+	close(fd);
+	return rc;
+}
+
+/* Record gen; sync: also make it durable (at open and close). */
+static void
+gen_write(struct queue *q, int64_t gen, bool sync)
+{
+	char buf[GEN_LEN + 1];
+
+	if (q->gen_fd == -1)
+		return;
+	snprintf(buf, sizeof(buf), GEN_FMT, (long long)gen);
+	if (pwrite(q->gen_fd, buf, GEN_LEN, 0) != GEN_LEN ||
+	    (sync && fsync(q->gen_fd) == -1))
+		log_warn("queue %s: cannot record generation %lld", q->gen_path,
+		    (long long)gen);
+}
+
+/*
+ * Compare the database's generation with the side file's. A database
+ * behind its side file lost writes it had committed (a WAL cut short, a
+ * copy restored from a backup, a file deleted and made anew): the queue
+ * still opens, but says so loudly, once, and queue_lost_writes() keeps
+ * the news for psyncctl status.
+ */
+static int
+gen_check(struct queue *q, int side, int64_t side_gen, struct psync_err *err)
+{
+	sqlite3_stmt *st = q_stmt(q, S_GEN_GET);
+	char dir[PATH_MAX], *slash;
+	size_t len = 0;
+	int64_t gen = 0;
+	int s, dfd;
+
+	s = sqlite3_step(st);
+	if (s == SQLITE_ROW)
+		gen = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	if (s != SQLITE_ROW && s != SQLITE_DONE) {
+		q_dberr(q, err, "reading the generation");
+		return -1;
+	}
+	if (side == 1 && side_gen > gen) {
+		snprintf(q->lost, sizeof(q->lost), "the queue database is at "
+		    "generation %lld but %s recorded %lld: it lost its last "
+		    "%lld committed writes (a write-ahead log cut short, a "
+		    "copy restored from a backup, or the database removed and "
+		    "made anew); changes queued, delivered or applied then "
+		    "may be missing or be applied again",
+		    (long long)gen, QUEUE_GEN_NAME, (long long)side_gen,
+		    (long long)(side_gen - gen));
+		log_msg(LOG_CRIT, "queue %s: %s", q->path, q->lost);
+	}
+	q->gen_fd = open(q->gen_path, O_RDWR | O_CREAT | O_CLOEXEC |
+	    O_NOFOLLOW | O_NOCTTY, 0600);
+	if (q->gen_fd == -1) {
+		perr_set(err, PSYNC_E_OPEN, "queue %s: cannot open: %s",
+		    q->gen_path, strerror(errno));
+		return -1;
+	}
+	gen_write(q, gen, true);
+	/* Kept in the database until an administrator acknowledges it. */
+	if (q->lost[0] != '\0') {
+		if (queue_state_set(q, QUEUE_STATE_LOST_WRITES, q->lost,
+		    strlen(q->lost), err) == -1)
+			log_warnx("queue %s: %s", q->path, err->msg);
+	} else if (queue_state_get(q, QUEUE_STATE_LOST_WRITES, q->lost,
+	    sizeof(q->lost) - 1, &len, err) == 1) {
+		q->lost[len] = '\0';
+	} else {
+		q->lost[0] = '\0';
+	}
+	if (side != 1) {
+		/* A new file: its name must be durable too. */
+		str_copy(dir, q->gen_path, sizeof(dir));
+		if ((slash = strrchr(dir, '/')) != NULL)
+			*slash = '\0';
+		dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dfd == -1 || fsync(dfd) == -1)
+			log_warn("queue %s: cannot sync the directory", dir);
+		if (dfd != -1)
+			close(dfd);
+	}
+	return 0;
+}
+
+const char *
+queue_lost_writes(const struct queue *q)
+{
+	return q->lost[0] != '\0' ? q->lost : NULL;
+}
+
+int
+queue_lost_writes_clear(struct queue *q, struct psync_err *err)
+{
+	if (queue_state_del(q, QUEUE_STATE_LOST_WRITES, err) == -1)
+		return -1;
+	q->lost[0] = '\0';
+	return 0;
+}
+
 int
 queue_open(struct queue **qp, const char *dir,
     const unsigned char key[SEAL_KEY_LEN], const struct queue_limits *limits,
@@ -798,13 +994,15 @@ queue_open(struct queue **qp, const char *dir,
 {
 	struct queue *q = NULL;
 	int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
-	int i, rc = -1;
+	int64_t side_gen = 0;
+	int i, side, rc = -1;
 
 	*qp = NULL;
 	if ((q = calloc(1, sizeof(*q))) == NULL) {
 		perr_set(err, PSYNC_E_OPEN, "queue %s: out of memory", dir);
 		return -1;
 	}
+	q->gen_fd = -1;
 	q->clock = clock_wall;
 	limits_fill(&q->limits, limits);
 	memcpy(q->key, key, SEAL_KEY_LEN);
@@ -813,8 +1011,17 @@ queue_open(struct queue **qp, const char *dir,
 		perr_set(err, PSYNC_E_OPEN, "queue %s: path too long", dir);
 		goto done;
 	}
-	if (state_dir_prepare(dir, "queue", err) == -1 ||
-	    state_db_prepare(q->path, "queue", err) == -1)
+	if ((size_t)snprintf(q->gen_path, sizeof(q->gen_path), "%s/%s", dir,
+	    QUEUE_GEN_NAME) >= sizeof(q->gen_path)) {
+		perr_set(err, PSYNC_E_OPEN, "queue %s: path too long", dir);
+		goto done;
+	}
+	if (state_dir_prepare(dir, "queue", err) == -1)
+		goto done;
+	/* Before the database can be created anew: what it should hold. */
+	if ((side = gen_read(q, &side_gen, err)) == -1)
+		goto done;
+	if (state_db_prepare(q->path, "queue", err) == -1)
 		goto done;
 #ifdef SQLITE_OPEN_NOFOLLOW
 	flags |= SQLITE_OPEN_NOFOLLOW;
@@ -847,7 +1054,8 @@ queue_open(struct queue **qp, const char *dir,
 			goto done;
 		}
 	}
-	if (q_key_check(q, err) == -1)
+	if (q_key_check(q, err) == -1 ||
+	    gen_check(q, side, side_gen, err) == -1)
 		goto done;
 	*qp = q;
 	rc = 0;
@@ -864,6 +1072,11 @@ queue_close(struct queue *q)
 
 	if (q == NULL)
 		return;
+	if (q->gen_fd != -1) {
+		if (fsync(q->gen_fd) == -1)
+			log_warn("queue %s: fsync", q->gen_path);
+		close(q->gen_fd);
+	}
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(q->st[i]);
 	if (q->db != NULL && sqlite3_close(q->db) != SQLITE_OK)
@@ -1625,6 +1838,25 @@ queue_applied_has(struct queue *q, const uint8_t id[FRAME_ID_LEN],
 }
 
 int
+queue_user_recent(struct queue *q, const char *user, unsigned int seconds,
+    struct psync_err *err)
+{
+	sqlite3_stmt *st = q_stmt(q, S_USER_RECENT);
+	uint64_t now = q_now(q), span = (uint64_t)seconds * 1000;
+	int r, rc = -1;
+
+	r = bind_text(st, 1, user) == SQLITE_OK &&
+	    sqlite3_bind_int64(st, 2, (sqlite3_int64)(now > span ?
+	    now - span : 0)) == SQLITE_OK ? sqlite3_step(st) : SQLITE_ERROR;
+	if (r == SQLITE_ROW)
+		rc = sqlite3_column_int(st, 0) != 0;
+	else
+		q_dberr(q, err, "did a change for %s pass here lately?", user);
+	sqlite3_reset(st);
+	return rc;
+}
+
+int
 queue_peer_status(struct queue *q, const char *peer,
     struct queue_peer_status *s, struct psync_err *err)
 {
@@ -1911,4 +2143,73 @@ queue_state_del(struct queue *q, const char *key, struct psync_err *err)
 		return -1;
 	}
 	return 0;
+}
+
+/* ---- upkeep ---- */
+
+/* One integer from a PRAGMA or query. */
+static int
+q_int(struct queue *q, const char *sql, int64_t *v, struct psync_err *err)
+{
+	sqlite3_stmt *st = NULL;
+	int rc = -1;
+
+	if (sqlite3_prepare_v2(q->db, sql, -1, &st, NULL) != SQLITE_OK ||
+	    sqlite3_step(st) != SQLITE_ROW) {
+		q_dberr(q, err, "%s", sql);
+		goto done;
+	}
+	*v = sqlite3_column_int64(st, 0);
+	rc = 0;
+done:
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int
+queue_maintain(struct queue *q, struct queue_maint *m, struct psync_err *err)
+{
+	uint64_t now = q_now(q), keep = (uint64_t)q->limits.retention * 1000;
+	int64_t pages, free_pages, page_size;
+	long purged;
+	int rc = -1;
+
+	memset(m, 0, sizeof(*m));
+	purged = queue_purge(q, now > keep ? now - keep : 0, err);
+	if (purged == -1)
+		goto done;
+	m->purged = purged;
+	if (q_int(q, "PRAGMA page_count", &pages, err) == -1 ||
+	    q_int(q, "PRAGMA freelist_count", &free_pages, err) == -1 ||
+	    q_int(q, "PRAGMA page_size", &page_size, err) == -1)
+		goto done;
+	m->bytes_before = pages * page_size;
+	/*
+	 * Freed pages are reused by later writes, so the file only needs
+	 * shrinking after a large purge: a quarter of it free, and at least
+	 * QUEUE_VACUUM_MIN_PAGES. VACUUM rewrites the database (secure_delete
+	 * stays on: nothing sealed lingers in the freed pages).
+	 */
+	if (free_pages >= QUEUE_VACUUM_MIN_PAGES && free_pages * 4 >= pages) {
+		if (sqlite3_exec(q->db, "VACUUM", NULL, NULL, NULL) !=
+		    SQLITE_OK) {
+			q_dberr(q, err, "vacuum");
+			goto done;
+		}
+		m->vacuumed = true;
+	}
+	if (q->gen_fd != -1 && fsync(q->gen_fd) == -1)
+		log_warn("queue %s: fsync", q->gen_path);
+	/* Hand the write-ahead log's space back too. */
+	if (sqlite3_wal_checkpoint_v2(q->db, NULL, SQLITE_CHECKPOINT_TRUNCATE,
+	    NULL, NULL) != SQLITE_OK) {
+		q_dberr(q, err, "checkpoint");
+		goto done;
+	}
+	if (q_int(q, "PRAGMA page_count", &pages, err) == -1)
+		goto done;
+	m->bytes_after = pages * page_size;
+	rc = 0;
+done:
+	return rc;
 }

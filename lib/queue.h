@@ -24,6 +24,7 @@
 #include "util.h"
 
 #define QUEUE_DB_NAME		"queue.db"
+#define QUEUE_GEN_NAME		"queue.gen"	/* generation side file */
 #define QUEUE_SOURCE_LOCAL	"local"	/* source of a change made here */
 #define QUEUE_ERROR_MAX		256	/* bytes of error text kept a delivery */
 #define QUEUE_KEY_MAX		64	/* bytes of a node state key */
@@ -34,6 +35,9 @@
 #define QUEUE_DEFAULT_RETRY		30
 #define QUEUE_DEFAULT_MAX_RETRY		3600
 #define QUEUE_DEFAULT_MAX_AGE		(7 * 24 * 3600)
+#define QUEUE_DEFAULT_RETENTION		(30 * 24 * 3600)
+/* Free pages (4 KiB) before queue_maintain() considers a VACUUM. */
+#define QUEUE_VACUUM_MIN_PAGES		32
 
 /* A "code" for queue_record when the peer could not be reached at all. */
 #define QUEUE_CODE_UNREACHABLE	(-1)
@@ -73,6 +77,7 @@ struct queue_limits {
 	unsigned int	retry_interval;		/* first back-off, seconds */
 	unsigned int	max_retry_interval;	/* back-off cap, seconds */
 	unsigned int	max_age;		/* pending longer: given up */
+	unsigned int	retention;		/* finished records kept, seconds */
 };
 
 /* One due delivery, with the change and its secret in clear: wipe it. */
@@ -126,6 +131,20 @@ int	queue_open(struct queue **qp, const char *dir,
 	    const unsigned char key[SEAL_KEY_LEN],
 	    const struct queue_limits *limits, struct psync_err *err);
 void	queue_close(struct queue *q);
+/*
+ * Lost writes. Every commit counts a generation in the database and then
+ * in DIR/queue.gen (mode 0600, made durable at open and close). At open, a
+ * database behind its side file lost writes it had committed (a WAL cut
+ * short, a restored backup, a deleted database made anew): queue_open()
+ * still succeeds (the queue is usable), logs it at LOG_CRIT, and
+ * queue_lost_writes() returns the explanation (NULL when nothing was lost)
+ * for psyncctl status to show, at this and every later open, until
+ * queue_lost_writes_clear().
+ */
+const char *queue_lost_writes(const struct queue *q);
+/* The explanation stays (node state "lost-writes") until cleared here. */
+#define QUEUE_STATE_LOST_WRITES	"lost-writes"
+int	queue_lost_writes_clear(struct queue *q, struct psync_err *err);
 /* Replace the wall clock (milliseconds since the epoch); for tests. */
 void	queue_set_clock(struct queue *q, queue_clock_fn fn, void *ctx);
 /* PRAGMA integrity_check; 0 when it answers "ok". */
@@ -232,6 +251,17 @@ int	queue_user_newest(struct queue *q, const char *user,
 int	queue_change_cmp(uint64_t a_time, const uint8_t a_id[FRAME_ID_LEN],
 	    uint64_t b_time, const uint8_t b_id[FRAME_ID_LEN]);
 
+/*
+ * Did this node queue (a local or relayed change), deliver, or apply a
+ * change for user within the last seconds? 1 yes, 0 no, -1 error. psyncd
+ * asks it before applying an inbound change: only then is the change
+ * plausibly an echo of one that went out, and worth the store's verify
+ * against the stored hash (store_change.check_unchanged).
+ */
+#define QUEUE_ECHO_WINDOW	600	/* seconds: a suggested window */
+int	queue_user_recent(struct queue *q, const char *user,
+	    unsigned int seconds, struct psync_err *err);
+
 int	queue_peer_status(struct queue *q, const char *peer,
 	    struct queue_peer_status *st, struct psync_err *err);
 
@@ -252,6 +282,22 @@ long	queue_drop(struct queue *q, const uint8_t id[FRAME_ID_LEN],
  * Returns the number of deliveries deleted, or -1.
  */
 long	queue_purge(struct queue *q, uint64_t before_ms, struct psync_err *err);
+
+/*
+ * Upkeep, called by psyncd now and then (say once an hour, and once at
+ * start): queue_purge() of what finished more than limits.retention ago
+ * (applied ids, finished changes and deliveries; the newest record per
+ * user stays), a VACUUM when that left a quarter of the file free, and a
+ * checkpoint that truncates the write-ahead log. m says what happened.
+ */
+struct queue_maint {
+	long		purged;		/* deliveries deleted */
+	bool		vacuumed;
+	int64_t		bytes_before;	/* database pages, before and after */
+	int64_t		bytes_after;
+};
+int	queue_maintain(struct queue *q, struct queue_maint *m,
+	    struct psync_err *err);
 
 /* Node state: small values under short keys. get: 1 found (len set),
    0 missing, -1 error (a value larger than cap is an error). */

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -112,7 +113,8 @@ store_line_parse(const char *line, size_t len, bool shadow,
 
 /* The checks every back-end needs; failures are final for that change. */
 static bool
-check_change(const struct store_change *c, struct store_result *r)
+check_change(const struct hash_limits *lim, const struct store_change *c,
+    struct store_result *r)
 {
 	struct psync_err err;
 
@@ -136,7 +138,8 @@ check_change(const struct store_change *c, struct store_result *r)
 		break;
 	case STORE_SECRET_HASH:
 		perr_clear(&err);
-		if (store_hash_check(c->secret, &err) == -1) {
+		if (store_hash_cost_check(c->secret, lim, &err) == -1 ||
+		    store_hash_check(c->secret, &err) == -1) {
 			store_result_set(r, err.code, STORE_FAILED,
 			    "hash for %s: %s", c->user, err.msg);
 			return false;
@@ -189,13 +192,18 @@ store_apply_env(const struct store_conf *conf, const struct store_env *env,
 {
 	const struct store_backend *be = NULL;
 	struct psync_err err;
+	struct hash_limits lim;
 	size_t i, failed = 0, applied = 0;
 	bool any_valid = false;
 
+	/* Without login.defs the static defaults hold; hashing will say why. */
+	perr_clear(&err);
+	if (store_hash_limits(conf, &lim, &err) == -1)
+		store_hash_limits_resolve(&conf->hash_limits, &lim);
 	for (i = 0; i < n; i++) {
 		store_result_set(&results[i], PSYNC_E_UPDATE_FAILED,
 		    STORE_FAILED, "not processed");
-		if (check_change(&changes[i], &results[i]))
+		if (check_change(&lim, &changes[i], &results[i]))
 			any_valid = true;
 	}
 	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
@@ -229,6 +237,39 @@ store_apply_env(const struct store_conf *conf, const struct store_env *env,
 		if (results[i].code != PSYNC_OK)
 			failed++;
 	return failed;
+}
+
+/* ---- retired fingerprints ---- */
+
+int
+store_retire_fingerprints(const char *dir, struct psync_err *err)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+	char path[PATH_MAX];
+	size_t i;
+	int removed = 0, rc = 0;
+
+	if (dir == NULL || dir[0] == '\0')
+		return 0;
+	for (i = 0; i < sizeof(suffix) / sizeof(suffix[0]); i++) {
+		if ((size_t)snprintf(path, sizeof(path), "%s/%s%s", dir,
+		    STORE_FP_DB_NAME, suffix[i]) >= sizeof(path)) {
+			perr_set(err, PSYNC_E_OPEN, "%s: path too long", dir);
+			return -1;
+		}
+		if (unlink(path) == 0) {
+			removed = 1;
+		} else if (errno != ENOENT) {
+			perr_set(err, PSYNC_E_WRITE, "%s: cannot remove the "
+			    "retired fingerprint database: %s", path,
+			    strerror(errno));
+			rc = -1;
+		}
+	}
+	if (removed)
+		log_info("store: removed %s/%s: the store no longer keeps "
+		    "fingerprints of passwords", dir, STORE_FP_DB_NAME);
+	return rc == -1 ? -1 : removed;
 }
 
 /* ---- NIS ---- */

@@ -39,6 +39,15 @@ struct store_change {
 	const char		*user;
 	enum store_secret_kind	 kind;
 	const char		*secret;	/* owned by the caller, who wipes it */
+	/*
+	 * An echo is plausible (this node sent or applied a change for the
+	 * user a short while ago, or an administrator replays a load): verify
+	 * a cleartext password against the stored hash first and answer
+	 * "unchanged" when it matches. Off: hash it directly and write it,
+	 * which halves the work of a real change. A hash is always compared
+	 * with the stored one (that costs nothing).
+	 */
+	bool			 check_unchanged;
 };
 
 struct store_result {
@@ -88,15 +97,16 @@ size_t	store_apply_env(const struct store_conf *conf,
 	    size_t n, struct store_result *results);
 
 /*
- * Fingerprints (lib/store_fp.c): a shortcut past the verify for passwords
- * the files store has seen. Enable before the first batch with the
- * directory of the database (the queue directory) and the host key;
- * -1 with err when the database cannot be set up, and then every change
- * is verified, as without them.
+ * Retired fingerprints. Earlier versions kept 4-bit keyed fingerprints of
+ * passwords in DIR/fingerprints.db (the queue directory). The store keeps
+ * nothing derived from a password any more: store_retire_fingerprints()
+ * removes that database and its journal files when it finds them, logging
+ * it once; 1 when something was removed, 0 when there was nothing, -1 with
+ * err when a file could not be removed. The files store calls it itself
+ * at every batch when store_conf.state_dir is set.
  */
-int	store_fp_enable(const char *dir, const unsigned char host_key[32],
-	    struct psync_err *err);
-void	store_fp_disable(void);
+#define STORE_FP_DB_NAME	"fingerprints.db"
+int	store_retire_fingerprints(const char *dir, struct psync_err *err);
 
 /* "applied", "unchanged", "superseded" or "failed". */
 const char *store_outcome_name(enum store_outcome outcome);
@@ -113,7 +123,11 @@ struct store_batch {
 };
 
 void	store_batch_init(struct store_batch *batch);
-/* Add one change (the strings are copied). -1 with err filled on failure. */
+/*
+ * Add one change (the strings are copied), with check_unchanged set: the
+ * caller clears it where an echo is implausible. -1 with err filled on
+ * failure.
+ */
 int	store_batch_add(struct store_batch *batch, const char *user,
 	    enum store_secret_kind kind, const char *secret,
 	    struct psync_err *err);
@@ -159,5 +173,58 @@ bool	store_hash_verify(const char *password, const char *hash);
  * refusal err says what is wrong (code PSYNC_E_BAD_PASSWORD).
  */
 int	store_hash_check(const char *hash, struct psync_err *err);
+
+/*
+ * Hash costs (lib/store_cost.c). The defaults sit somewhat above what a
+ * Debian host makes (yescrypt cost 5, 5000 SHA rounds, bcrypt 13 at most in
+ * login.defs), far below what makes crypt run for minutes.
+ */
+#define STORE_DEFAULT_MAX_BCRYPT_COST	14
+#define STORE_DEFAULT_MAX_ROUNDS	1000000ul
+#define STORE_DEFAULT_MAX_YESCRYPT_COST	8	/* 128 MiB */
+
+enum store_cost_kind {
+	STORE_COST_MALFORMED,
+	STORE_COST_FIXED,	/* DES, MD5, NT: one small cost */
+	STORE_COST_LOG2,	/* bcrypt: value is log2 of the rounds */
+	STORE_COST_ROUNDS,	/* value is the rounds */
+	STORE_COST_MEMORY,	/* yescrypt, scrypt: value is bytes x runs */
+};
+
+struct store_hash_cost {
+	const char		*method;	/* "bcrypt", ...; static */
+	enum store_cost_kind	 kind;
+	uint64_t		 value;
+	unsigned int		 n_log2;	/* yescrypt and scrypt */
+	uint64_t		 r, p, t;
+};
+
+/*
+ * Read a crypt hash's method and cost parameters without running it
+ * (every form libxcrypt knows). -1 with err (code 9) when it is not one.
+ */
+int	store_hash_cost(const char *hash, struct store_hash_cost *cost,
+	    struct psync_err *err);
+/*
+ * Is this hash's cost within limits (NULL or zero fields: the defaults)?
+ * 0 yes; -1 with err (code PSYNC_E_BAD_PASSWORD, 9) naming the method, the
+ * cost and the limit. psyncd calls it on a hash from a peer before it
+ * accepts it, with store_hash_limits(); store_apply() calls it too.
+ */
+int	store_hash_cost_check(const char *hash,
+	    const struct hash_limits *limits, struct psync_err *err);
+/* Limits with the defaults filled in. */
+void	store_hash_limits_resolve(const struct hash_limits *in,
+	    struct hash_limits *out);
+/*
+ * The limits the store applies: the configured ones, and for an unset
+ * (zero) one the default, raised above what this host makes itself when it
+ * makes more (its hash method and cost, from psync.conf or login.defs:
+ * yescrypt one cost factor more, SHA-crypt twice the rounds, bcrypt one
+ * more). psyncd computes them once per configuration and passes them to
+ * store_hash_cost_check(). -1 with err when login.defs cannot be read.
+ */
+int	store_hash_limits(const struct store_conf *conf,
+	    struct hash_limits *out, struct psync_err *err);
 
 #endif

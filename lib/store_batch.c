@@ -56,6 +56,8 @@ store_batch_add(struct store_batch *batch, const char *user,
 	c->user = u;
 	c->kind = kind;
 	c->secret = s;
+	/* A batch from a file may well repeat what is stored: check. */
+	c->check_unchanged = true;
 	u = s = NULL;
 	rc = 0;
 done:

@@ -11,8 +11,15 @@
  * the old file stays as "FILE-", as shadow-utils keeps it. Every byte of
  * every line the batch does not change is copied as it was.
  *
- * A new password is verified against the stored hash first ("unchanged"),
- * unless its fingerprint (lib/store_fp.c) proves it a different one.
+ * psync never unlocks an account: the lock markers at the start of a stored
+ * field ("!", "*LK*", "*") stay in front of the new hash, and a field that
+ * holds no usable hash and no marker (empty, "x") gets a "!".
+ *
+ * A new password is verified against the stored hash first ("unchanged")
+ * only when the caller says an echo is plausible (check_unchanged): the
+ * verify is one run of the slow hash, as costly as hashing the new
+ * password, and for a real change it never matches. Nothing derived from a
+ * password is kept anywhere but in the file itself.
  *
  * Locking. glibc's lckpwdf() takes a whole-file fcntl write lock on
  * /etc/.pwd.lock (waiting up to 15 s, with SIGALRM); pam_unix and
@@ -72,22 +79,14 @@ struct fchange {
 	bool		 matched;	/* the password verifies against it */
 	char		 newhash[CRYPT_OUTPUT_SIZE];
 	struct psync_err herr;		/* hashing failed: why */
-	/* The fingerprint kept for the stored password (lib/store_fp.c). */
-	bool		 fp_known;
-	unsigned char	 fp_digest[STORE_FP_DIGEST_LEN];
-	unsigned int	 fp_tag;
-	/* The one to keep once the batch is decided. */
-	bool		 fp_keep;
-	unsigned char	 fp_new_digest[STORE_FP_DIGEST_LEN];
-	unsigned int	 fp_new_tag;
-	/* Verifies run, and verifies a fingerprint made unnecessary. */
-	unsigned int	 nverified;
-	unsigned int	 nskipped;
+	bool		 check;		/* verify first: an echo is plausible */
+	unsigned int	 nverified;	/* verifies run */
 	/* Under the lock. */
 	int		 seen;		/* lines found for this user */
 	bool		 malformed;
 	struct store_line line;
-	size_t		 lockpfx;	/* leading "!" of the stored hash */
+	size_t		 lockpfx;	/* lock markers of the stored hash */
+	bool		 addlock;	/* no usable hash, no marker: add "!" */
 	bool		 write;
 };
 
@@ -101,13 +100,13 @@ struct ffile {
 struct fctx {
 	const struct store_conf		*conf;
 	struct store_hash_params	 params;
+	struct hash_limits		 lim;	/* of hash costs */
 	const char			*path;
 	char				 dir[PATH_MAX];
 	char				 base[NAME_MAX + 1];
 	bool				 shadow;
 	struct fchange			*fc;
 	size_t				 nfc;
-	struct store_fp			*fp;	/* NULL: verify every change */
 };
 
 static int
@@ -238,6 +237,12 @@ each_line(const char *buf, size_t len,
 	}
 }
 
+/*
+ * The lock markers at the start of a stored hash field, which a new hash
+ * keeps in front of it: any run of "!" (passwd -l, usermod -L), then
+ * "*LK*" (the Solaris lock) or a "*" (no password: "*" alone is a field of
+ * just the marker).
+ */
 static size_t
 lock_prefix(const char *hash, size_t len)
 {
@@ -245,7 +250,25 @@ lock_prefix(const char *hash, size_t len)
 
 	while (n < len && hash[n] == '!')
 		n++;
+	if (len - n >= 4 && memcmp(hash + n, "*LK*", 4) == 0)
+		n += 4;
+	else if (n < len && hash[n] == '*')
+		n++;
 	return n;
+}
+
+/*
+ * A field without a marker that holds no usable hash either (empty, "x",
+ * "NP"): no password logs in, as lib/account.c judges it. A new hash there
+ * would make one usable, so it gets a "!" in front. In a passwd file that
+ * keeps the hashes, "x" is only the usual placeholder and is replaced.
+ */
+static bool
+needs_lock(const char *hash, size_t len, size_t lockpfx, bool shadow)
+{
+	if (!shadow && len == 1 && hash[0] == 'x')
+		return false;
+	return lockpfx == 0 && (len == 0 || (hash[0] != '$' && len < 13));
 }
 
 static void
@@ -280,47 +303,36 @@ locked_line(struct fctx *fx, const char *line, size_t len)
 		return;
 	}
 	c->lockpfx = lock_prefix(c->line.hash, c->line.hash_len);
+	c->addlock = needs_lock(c->line.hash, c->line.hash_len, c->lockpfx,
+	    fx->shadow);
 }
 
 unsigned long store_stat_verified;
-unsigned long store_stat_fp_skipped;
 
 /*
- * Does the fingerprint kept for this very stored hash prove the new
- * password a different one? Only then may the verify be skipped.
+ * Hash the new password; when the caller asked, verify it against the
+ * stored hash first and hash only when it does not match.
  */
-static bool
-fp_differs(const struct fctx *fx, const struct fchange *c, const char *stored)
-{
-	unsigned char digest[STORE_FP_DIGEST_LEN];
-	int tag;
-
-	if (fx->fp == NULL || !c->fp_known)
-		return false;
-	store_fp_digest(stored, digest);
-	if (memcmp(digest, c->fp_digest, sizeof(digest)) != 0)
-		return false;
-	tag = store_fp_tag(c->user, stored, c->secret);
-	return tag != -1 && (unsigned int)tag != c->fp_tag;
-}
-
-/* Verify against the stored hash; hash anew only when it does not match. */
 static void
 fc_hash(struct fctx *fx, struct fchange *c, const char *stored,
     struct crypt_data *cd)
 {
+	struct psync_err e;
+
 	c->matched = false;
 	c->newhash[0] = '\0';
 	perr_clear(&c->herr);
-	if (stored != NULL) {
-		if (fp_differs(fx, c, stored)) {
-			c->nskipped++;
-		} else {
-			c->nverified++;
-			if (store_hash_verify_cd(c->secret, stored, cd)) {
-				c->matched = true;
-				return;
-			}
+	/*
+	 * Never run crypt on a stored hash costlier than the limits (one a
+	 * peer sent before they existed): it cannot be verified, so the
+	 * password is taken as new.
+	 */
+	if (stored != NULL && c->check &&
+	    store_hash_cost_check(stored, &fx->lim, &e) == 0) {
+		c->nverified++;
+		if (store_hash_verify_cd(c->secret, stored, cd)) {
+			c->matched = true;
+			return;
 		}
 	}
 	(void)store_hash_one(&fx->params, c->secret, cd, c->newhash,
@@ -661,7 +673,7 @@ build_output(struct fctx *fx, const struct ffile *f, size_t nwrite,
 	    (long long)(time(NULL) / 86400));
 	w = calloc(nwrite, sizeof(*w));
 	cap = f->len + 1 + nwrite * (sizeof(((struct fchange *)0)->newhash) +
-	    sizeof(day));
+	    sizeof(day) + 1);
 	out = malloc(cap);
 	if (w == NULL || out == NULL) {
 		perr_set(err, PSYNC_E_WRITE, "%s: out of memory", fx->path);
@@ -678,6 +690,8 @@ build_output(struct fctx *fx, const struct ffile *f, size_t nwrite,
 		/* Everything up to and including the lock prefix. */
 		memcpy(out + o, cur, (size_t)(c->line.hash - cur) + c->lockpfx);
 		o += (size_t)(c->line.hash - cur) + c->lockpfx;
+		if (c->addlock)
+			out[o++] = '!';
 		memcpy(out + o, c->newhash, strlen(c->newhash));
 		o += strlen(c->newhash);
 		if (fx->shadow) {
@@ -695,49 +709,6 @@ build_output(struct fctx *fx, const struct ffile *f, size_t nwrite,
 done:
 	free(w);
 	return out;
-}
-
-/* The fingerprint of the password that hash now holds, kept later. */
-static void
-fp_note(struct fctx *fx, struct fchange *c, const char *hash)
-{
-	int tag;
-
-	if (fx->fp == NULL)
-		return;
-	tag = store_fp_tag(c->user, hash, c->secret);
-	if (tag == -1)
-		return;
-	store_fp_digest(hash, c->fp_new_digest);
-	c->fp_new_tag = (unsigned int)tag;
-	/* Already known: nothing to write. */
-	c->fp_keep = !(c->fp_known && c->fp_tag == c->fp_new_tag &&
-	    memcmp(c->fp_digest, c->fp_new_digest, STORE_FP_DIGEST_LEN) == 0);
-}
-
-/*
- * Keep the fingerprints of what the file now holds: of every unchanged
- * password, and of every new one once the file is in place.
- */
-static void
-fp_keep(struct fctx *fx, bool committed)
-{
-	struct fchange *c;
-	size_t i;
-
-	if (fx->fp == NULL)
-		return;
-	for (i = 0; i < fx->nfc; i++) {
-		c = &fx->fc[i];
-		if (!c->fp_keep || (c->write && !committed))
-			continue;
-		if (store_fp_put(fx->fp, c->user, c->fp_new_digest,
-		    c->fp_new_tag) == -1)
-			break;
-	}
-	if (i < fx->nfc || store_fp_commit(fx->fp) == -1)
-		log_warnx("store: fingerprints: cannot keep: %s",
-		    store_fp_error(fx->fp));
 }
 
 /* Decide each change against the file as read under the lock. */
@@ -788,11 +759,16 @@ decide(struct fctx *fx, struct crypt_data *cd, struct store_result *results)
 			}
 			str_copy(c->newhash, c->secret, sizeof(c->newhash));
 		} else {
-			/* Changed since the snapshot (passwd ran): again. */
-			if (c->snap_hash == NULL || strcmp(cur, c->snap_hash) != 0)
+			/*
+			 * Changed since the snapshot (passwd ran): verify
+			 * again. Without the verify, a hash made before the
+			 * lock is as good as one made now.
+			 */
+			if (c->snap_hash == NULL ||
+			    (c->check && strcmp(cur, c->snap_hash) != 0) ||
+			    (!c->check && c->newhash[0] == '\0'))
 				fc_hash(fx, c, cur, cd);
 			if (c->matched) {
-				fp_note(fx, c, cur);
 				store_result_set(r, PSYNC_OK, STORE_UNCHANGED,
 				    "%s already holds this password for %s",
 				    fx->path, c->user);
@@ -804,12 +780,13 @@ decide(struct fctx *fx, struct crypt_data *cd, struct store_result *results)
 				    c->herr.msg);
 				continue;
 			}
-			fp_note(fx, c, c->newhash);
 		}
 		c->write = true;
 		nwrite++;
 		store_result_set(r, PSYNC_OK, STORE_APPLIED,
-		    "password of %s changed in %s", c->user, fx->path);
+		    "password of %s changed in %s%s", c->user, fx->path,
+		    c->lockpfx > 0 || c->addlock ? "; the account stays "
+		    "locked" : "");
 	}
 	return nwrite;
 }
@@ -845,6 +822,7 @@ collect(struct fctx *fx, const struct store_change *changes, size_t n,
 		fx->fc[k].user = changes[i].user;
 		fx->fc[k].kind = changes[i].kind;
 		fx->fc[k].secret = changes[i].secret;
+		fx->fc[k].check = changes[i].check_unchanged;
 		k++;
 	}
 	qsort(fx->fc, k, sizeof(*fx->fc), fc_cmp_user);
@@ -897,8 +875,7 @@ store_files_apply(const struct store_conf *conf,
 	struct crypt_data *cd = NULL;
 	char tmp[PATH_MAX], *out = NULL;
 	size_t i, nwrite, outlen = 0, failed = 0;
-	unsigned long verified = 0, skipped = 0;
-	bool committed = false;
+	unsigned long verified = 0;
 	int lockfd = -1;
 
 	memset(&fx, 0, sizeof(fx));
@@ -916,8 +893,13 @@ store_files_apply(const struct store_conf *conf,
 	}
 	if (fx.nfc == 0)
 		goto done;
+	if (store_retire_fingerprints(conf->state_dir, &err) == -1) {
+		log_warnx("store: %s", err.msg);
+		perr_clear(&err);
+	}
 	if (split_path(&fx, &err) == -1 ||
-	    store_hash_params(conf, &fx.params, &err) == -1)
+	    store_hash_params(conf, &fx.params, &err) == -1 ||
+	    store_hash_limits(conf, &fx.lim, &err) == -1)
 		goto fail;
 	cd = calloc(1, sizeof(*cd));
 	if (cd == NULL) {
@@ -930,11 +912,6 @@ store_files_apply(const struct store_conf *conf,
 		goto fail;
 	each_line(snap.buf, snap.len, snap_line, &fx);
 	ffile_close(&snap);
-	fx.fp = store_fp_open();
-	for (i = 0; fx.fp != NULL && i < fx.nfc; i++)
-		if (fx.fc[i].kind == STORE_SECRET_CLEARTEXT)
-			fx.fc[i].fp_known = store_fp_get(fx.fp, fx.fc[i].user,
-			    fx.fc[i].fp_digest, &fx.fc[i].fp_tag);
 	if (store_parallel(fx.nfc, conf->hash_threads, hash_job, &fx) == -1) {
 		perr_set(&err, PSYNC_E_UPDATE_FAILED, "hashing the batch "
 		    "failed (out of memory)");
@@ -971,7 +948,6 @@ store_files_apply(const struct store_conf *conf,
 		/* The rename happened; only its durability is in doubt. */
 		log_warnx("store: %s", err.msg);
 	}
-	committed = true;
 	log_info("store: %s: %zu password%s changed", fx.path, nwrite,
 	    nwrite == 1 ? "" : "s");
 	goto done;
@@ -990,18 +966,13 @@ fail:
 done:
 	if (lockfd != -1)
 		lock_release(lockfd);
-	fp_keep(&fx, committed);
-	store_fp_close(fx.fp);
-	for (i = 0; i < fx.nfc; i++) {
+	for (i = 0; i < fx.nfc; i++)
 		verified += fx.fc[i].nverified;
-		skipped += fx.fc[i].nskipped;
-	}
 	__atomic_add_fetch(&store_stat_verified, verified, __ATOMIC_RELAXED);
-	__atomic_add_fetch(&store_stat_fp_skipped, skipped, __ATOMIC_RELAXED);
 	if (fx.nfc > 0)
-		log_debug("store: %s: %lu verified against the stored hash, %lu "
-		    "known to differ by their fingerprint", fx.path, verified,
-		    skipped);
+		log_debug("store: %s: %zu change%s, %lu verified against the "
+		    "stored hash", fx.path, fx.nfc, fx.nfc == 1 ? "" : "s",
+		    verified);
 	ffile_close(&snap);
 	ffile_close(&cur);
 	free(out);

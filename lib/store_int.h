@@ -51,32 +51,11 @@ int	store_hash_one(const struct store_hash_params *params,
 bool	store_hash_verify_cd(const char *password, const char *hash,
 	    struct crypt_data *cd);
 
-/* Fingerprints (lib/store_fp.c): one connection per batch. */
-#define STORE_FP_DIGEST_LEN	16
-struct store_fp;
-/* NULL when fingerprints are off or the database fails (logged). */
-struct store_fp *store_fp_open(void);
-void	store_fp_close(struct store_fp *fp);
-/* The fingerprint kept for user, if any. */
-bool	store_fp_get(struct store_fp *fp, const char *user,
-	    unsigned char digest[STORE_FP_DIGEST_LEN], unsigned int *tag);
-/* Keep one (inside a transaction that store_fp_commit() ends). */
-int	store_fp_put(struct store_fp *fp, const char *user,
-	    const unsigned char digest[STORE_FP_DIGEST_LEN], unsigned int tag);
-int	store_fp_commit(struct store_fp *fp);
-const char *store_fp_error(struct store_fp *fp);
-/* The digest of a stored hash, and a password's 4-bit tag (-1: failed). */
-void	store_fp_digest(const char *hash,
-	    unsigned char digest[STORE_FP_DIGEST_LEN]);
-int	store_fp_tag(const char *user, const char *hash, const char *password);
-
 /*
- * How often the files store verified a password against a stored hash,
- * and how often a fingerprint made that unnecessary (for tests and the
- * log; updated atomically).
+ * How often the files store verified a password against a stored hash
+ * (for tests and the log; updated atomically).
  */
 extern unsigned long store_stat_verified;
-extern unsigned long store_stat_fp_skipped;
 
 /* Serialises the store's batches inside one process (lib/store_files.c). */
 extern pthread_mutex_t store_process_lock;

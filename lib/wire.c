@@ -297,6 +297,12 @@ ctx_new(bool server, const struct wire_x509 *x509, struct psync_err *err)
 	 */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
 	SSL_CTX_clear_options(ctx, SSL_OP_ALLOW_NO_DHE_KEX);
+	/*
+	 * Records carry passwords: have OpenSSL wipe each record buffer once
+	 * the application has read (or it has sent) its plaintext, so that
+	 * no buffer keeps the last password.
+	 */
+	SSL_CTX_set_options(ctx, SSL_OP_CLEANSE_PLAINTEXT);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	if (server && SSL_CTX_set_num_tickets(ctx, 0) != 1) {
 		perr_set(err, PSYNC_E_OPEN, "cannot turn off session tickets");
@@ -1035,8 +1041,8 @@ refuse_frame(struct wire_conn *c, const struct psync_err *why)
 	struct frame f;
 	long n;
 
-	log_warnx("peer %s (%s): undecodable frame, closing: %s", c->peer,
-	    c->addr, why->msg);
+	log_peer_warnx(c->peer, "peer %s (%s): undecodable frame, closing: %s",
+	    log_str(c->peer), c->addr, log_str(why->msg));
 	if (frame_set_error(&f, PSYNC_E_PROTOCOL, why->msg, &ignored) == 0) {
 		n = frame_encode(&f, c->wbuf, sizeof(c->wbuf), &ignored);
 		/* A short deadline: a peer that sends garbage gets no patience. */
@@ -1329,6 +1335,12 @@ const char *
 wire_cipher(const struct wire_conn *c)
 {
 	return SSL_get_cipher_name(c->ssl);
+}
+
+bool
+wire_cleanses_plaintext(const struct wire_conn *c)
+{
+	return (SSL_get_options(c->ssl) & SSL_OP_CLEANSE_PLAINTEXT) != 0;
 }
 
 uint16_t

@@ -129,6 +129,8 @@ const char *wire_kex_group(const struct wire_conn *c);
 const char *wire_tls_version(const struct wire_conn *c);
 const char *wire_cipher(const struct wire_conn *c);
 uint16_t wire_version(const struct wire_conn *c);
+/* Does OpenSSL wipe record buffers once their plaintext was used? */
+bool	wire_cleanses_plaintext(const struct wire_conn *c);
 
 /* Send close_notify when the connection is still sound, then free it. */
 void	wire_close(struct wire_conn *c);

@@ -29,28 +29,6 @@ usage(FILE *out)
 	    "  secrets are crypt hashes ($y$, $6$, $5$, $2b$), stored as they are\n");
 }
 
-/*
- * Fingerprints let the store skip the verify for passwords it knows to be
- * new (lib/store_fp.c). They need the host key: on a host where psyncd
- * never made one, every change is verified.
- */
-static void
-apply_fingerprints(const struct psync_config *conf)
-{
-	unsigned char key[SEAL_KEY_LEN];
-	struct psync_err err;
-
-	if (conf->store.type != STORE_FILES || !conf->store.fingerprints)
-		return;
-	perr_clear(&err);
-	if (seal_key_load(conf->queue.host_key_file, 0, key, &err) == 0)
-		(void)store_fp_enable(conf->queue.directory, key, &err);
-	if (err.code != PSYNC_OK && err.code != PSYNC_E_FILE_NOT_FOUND)
-		fprintf(stderr, "psyncctl apply: warning: %s; every change is "
-		    "verified against the stored hash\n", err.msg);
-	secure_wipe(key, sizeof(key));
-}
-
 int
 cmd_apply(struct ctl *ctl, int argc, char **argv)
 {
@@ -118,9 +96,7 @@ cmd_apply(struct ctl *ctl, int argc, char **argv)
 		items[i].secret = batch.changes[i].secret;
 	}
 	/* The policy first, then the store, as psyncd does (lib/judge.c). */
-	apply_fingerprints(conf);
 	failed = judge_apply(conf, pol, NULL, items, batch.n);
-	store_fp_disable();
 	for (i = 0; i < batch.n; i++) {
 		if (!items[i].judged)
 			printf("%s: %d refused: %s\n", items[i].user,

@@ -297,13 +297,14 @@ fmt_time(uint64_t ms, char *out, size_t len)
 static bool
 cmd_status(struct psyncd *d, struct sbuf *out, bool json)
 {
+	const struct peer_clock *pk;
 	struct queue_peer_status st;
 	struct psync_err err, kerr;
 	struct key_state ks;
 	char ts[32], te[32];
 	uint64_t now = clock_wall_ms(), age;
 	bool have_keys;
-	size_t i;
+	size_t i, k;
 
 	if (json)
 		sbuf_printf(out, "{\"node\":");
@@ -313,6 +314,9 @@ cmd_status(struct psyncd *d, struct sbuf *out, bool json)
 	} else {
 		sbuf_printf(out, "node %s, %zu peer%s\n", d->conf->node_name,
 		    d->conf->n_peers, d->conf->n_peers == 1 ? "" : "s");
+		if (queue_lost_writes(d->q) != NULL)
+			sbuf_printf(out, "WARNING: %s\n",
+			    queue_lost_writes(d->q));
 	}
 	for (i = 0; i < d->conf->n_peers; i++) {
 		const struct peer_conf *pc = &d->conf->peers[i];
@@ -321,6 +325,10 @@ cmd_status(struct psyncd *d, struct sbuf *out, bool json)
 			sbuf_printf(out, "%s: %s\n", pc->name, err.msg);
 			return false;
 		}
+		pk = NULL;
+		for (k = 0; k < d->n_clocks; k++)
+			if (strcmp(d->clocks[k].peer, pc->name) == 0)
+				pk = &d->clocks[k];
 		fmt_time(st.last_success_ms, ts, sizeof(ts));
 		fmt_time(st.last_error_ms, te, sizeof(te));
 		memset(&ks, 0, sizeof(ks));
@@ -344,6 +352,9 @@ cmd_status(struct psyncd *d, struct sbuf *out, bool json)
 			sbuf_printf(out, ",\"queue_depth\":%lu,"
 			    "\"oldest_age_s\":%llu", st.depth,
 			    (unsigned long long)(st.oldest_age_ms / 1000));
+			if (pk != NULL)
+				sbuf_printf(out, ",\"clock_ahead_ms\":%lld",
+				    (long long)pk->ahead_ms);
 			if (have_keys)
 				sbuf_printf(out, ",\"key_id\":%u,\"key_age_s\":"
 				    "%llu,\"key_pending_id\":%u,\"key_pending_"
@@ -379,6 +390,13 @@ cmd_status(struct psyncd *d, struct sbuf *out, bool json)
 			    pc->key_file != NULL && pc->key_file[0] != '\0')
 				sbuf_printf(out, "  key:          %s\n",
 				    kerr.msg);
+			if (pk != NULL && pk->ahead_ms >= 1000)
+				sbuf_printf(out, "  clock:        its last change "
+				    "was stamped %lld s ahead of ours%s\n",
+				    (long long)(pk->ahead_ms / 1000),
+				    pk->ahead_ms / 1000 >
+				    d->conf->policy.max_clock_skew ?
+				    " (more than max-clock-skew: refused)" : "");
 		}
 		keys_wipe(&ks);
 	}

@@ -159,6 +159,16 @@ inbound_history(struct psyncd *d, struct inb *b)
 
 	if (in->mepp_type == 2)
 		return true;
+	/* A stamp from the future would win over every later change. */
+	if (in->protocol != PROTO_MEPP && clock_too_far_ahead(d, in->peer,
+	    c->time_ms)) {
+		monitor_answer(d, b->p->reqid, PSYNC_E_TOO_RECENT, "change "
+		    "stamped %llu s ahead of %s's clock (max-clock-skew %u s): "
+		    "is the clock of %s right?", (unsigned long long)
+		    ((c->time_ms - clock_wall_ms()) / 1000), d->conf->node_name,
+		    d->conf->policy.max_clock_skew, in->peer);
+		return false;
+	}
 	if (strcmp(c->origin, d->conf->node_name) == 0) {
 		monitor_answer(d, b->p->reqid, PSYNC_OK, "already applied (made here)");
 		return false;
@@ -174,6 +184,10 @@ inbound_history(struct psyncd *d, struct inb *b)
 		monitor_answer(d, b->p->reqid, PSYNC_E_UPDATE_FAILED, "queue error");
 		return false;
 	}
+	/* A stamp from the future that is already in the queue (older
+	   versions took them) no longer keeps this user's changes out. */
+	if (rc == 1 && !clock_stamp_believable(d, t))
+		rc = 0;
 	if (rc == 1 && queue_change_cmp(c->time_ms, c->id, t, nid) < 0) {
 		log_info("change %s for %s from peer %s is older than the "
 		    "newest one here: superseded", b->hex, b->local, in->peer);
@@ -253,6 +267,13 @@ inbound_batch(struct psyncd *d, struct pending_in *pend, size_t n)
 		    STORE_SECRET_HASH : STORE_SECRET_CLEARTEXT;
 		items[nj].secret = (const char *)c->secret;
 		items[nj].check_only = bs[i].p->in.mepp_type == 2;
+		/*
+		 * The verify against the stored hash ("unchanged") is what ends
+		 * an echo; it is worth its cost only when one is plausible:
+		 * this node sent or applied a change for the user lately.
+		 */
+		items[nj].no_echo = queue_user_recent(d->q, bs[i].local,
+		    QUEUE_ECHO_WINDOW, &err) == 0;
 		map[nj++] = i;
 	}
 	memset(&env, 0, sizeof(env));
@@ -334,4 +355,46 @@ done:
 	free(bs);
 	free(items);
 	free(map);
+}
+
+/* ---- clocks ---------------------------------------------------------- */
+
+bool
+clock_stamp_believable(const struct psyncd *d, uint64_t t)
+{
+	return t <= clock_wall_ms() +
+	    (uint64_t)d->conf->policy.max_clock_skew * 1000;
+}
+
+/*
+ * A peer's change stamped t: note how far ahead of our clock it is (for
+ * psyncctl status), and say whether it is too far. The warning is
+ * rate-limited per peer (log_peer_warnx).
+ */
+bool
+clock_too_far_ahead(struct psyncd *d, const char *peer, uint64_t t)
+{
+	uint64_t now = clock_wall_ms();
+	struct peer_clock *pc = NULL;
+	size_t i;
+
+	for (i = 0; i < d->n_clocks; i++)
+		if (strcmp(d->clocks[i].peer, peer) == 0)
+			pc = &d->clocks[i];
+	if (pc == NULL && d->n_clocks < PEER_CLOCKS_MAX) {
+		pc = &d->clocks[d->n_clocks++];
+		str_copy(pc->peer, peer, sizeof(pc->peer));
+	}
+	if (pc != NULL) {
+		pc->ahead_ms = t > now ? (int64_t)(t - now) : 0;
+		pc->seen_ms = now;
+	}
+	if (clock_stamp_believable(d, t))
+		return false;
+	log_peer_warnx(peer, "peer %s: a change is stamped %llu s ahead of "
+	    "this node's clock, more than max-clock-skew (%u s): refused with "
+	    "%d until the clocks agree", peer, (unsigned long long)
+	    ((t - now) / 1000), d->conf->policy.max_clock_skew,
+	    PSYNC_E_TOO_RECENT);
+	return true;
 }

@@ -126,6 +126,31 @@ spool_set_aside(struct psyncd *d, const char *name, const char *why)
 	log_warnx("spool: %s set aside in %s: %s", name, dir, why);
 }
 
+/*
+ * A hybrid logical clock for local changes: a peer whose clock runs ahead
+ * (within max-clock-skew) stamps its changes in our future. A change made
+ * here after such a one must still be the newer, or every peer would
+ * answer it "superseded": it is stamped just after the newest change this
+ * node knows for the user, when that one lies ahead of our clock.
+ */
+static void
+intake_stamp(struct psyncd *d, struct change *c, const char *hex)
+{
+	struct psync_err err;
+	uint8_t nid[FRAME_ID_LEN];
+	uint64_t t;
+
+	if (queue_user_newest(d->q, c->user, &t, nid, &err) != 1 ||
+	    t <= clock_wall_ms() || t < c->time_ms ||
+	    !clock_stamp_believable(d, t))
+		return;
+	log_info("change %s for %s: stamped %llu ms later, after the newest "
+	    "change known for the user, which a peer stamped ahead of this "
+	    "node's clock", hex, c->user,
+	    (unsigned long long)(t + 1 - c->time_ms));
+	c->time_ms = t + 1;
+}
+
 static int
 spool_take(struct psyncd *d, const char *name)
 {
@@ -147,6 +172,7 @@ spool_take(struct psyncd *d, const char *name)
 		return 0;
 	}
 	id_hex(f.u.change.id, hex);
+	intake_stamp(d, &f.u.change, hex);
 	n = intake_targets(d, &f.u.change, NULL, targets,
 	    sizeof(targets) / sizeof(targets[0]));
 	q = queue_add(d->q, &f.u.change, NULL, targets, n, &err);

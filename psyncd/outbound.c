@@ -209,6 +209,29 @@ log_expired(void *ctx, const struct queue_entry *e)
 	    e->attempts, e->last_error[0] != '\0' ? e->last_error : "none");
 }
 
+/* Retention: at start and once an hour, so that the queue stays bounded. */
+static void
+outbound_maintain(struct psyncd *d)
+{
+	struct queue_maint m;
+	struct psync_err err;
+	uint64_t now = clock_wall_ms();
+
+	if (d->maint_last != 0 && now - d->maint_last < MAINT_EVERY_MS)
+		return;
+	d->maint_last = now;
+	if (queue_maintain(d->q, &m, &err) == -1) {
+		log_warnx("queue: upkeep: %s", err.msg);
+		return;
+	}
+	if (m.purged > 0 || m.vacuumed)
+		log_info("queue: %ld finished deliveries older than the "
+		    "retention purged%s (%lld KiB -> %lld KiB)", m.purged,
+		    m.vacuumed ? ", database vacuumed" : "",
+		    (long long)(m.bytes_before / 1024),
+		    (long long)(m.bytes_after / 1024));
+}
+
 void
 outbound_housekeeping(struct psyncd *d)
 {
@@ -218,6 +241,7 @@ outbound_housekeeping(struct psyncd *d)
 
 	if (queue_expire(d->q, log_expired, NULL, &err) == -1)
 		log_warnx("queue: expiry: %s", err.msg);
+	outbound_maintain(d);
 	for (i = 0; i < d->conf->n_peers; i++) {
 		if (queue_peer_status(d->q, d->conf->peers[i].name, &st,
 		    &err) == -1)

@@ -175,6 +175,7 @@ loop(struct psyncd *d)
 			outbound_due(d);
 			rotation_tick(d, now);
 			control_tick(d, now);
+			log_repeats_flush(false);
 			last_tick = now;
 		}
 		if (now - last_warn >= WARN_EVERY_MS) {
@@ -225,12 +226,12 @@ parent_main(const struct psyncd_opts *opts)
 	lim.retry_interval = d->conf->queue.retry_interval;
 	lim.max_retry_interval = d->conf->queue.max_retry_interval;
 	lim.max_age = d->conf->queue.max_age;
+	lim.retention = d->conf->queue.retention;
 	if (queue_open(&d->q, d->conf->queue.directory, d->host_key, &lim,
 	    &err) == -1) {
 		log_warnx("queue: %s", err.msg);
 		goto done;
 	}
-	peers_fingerprints(d);
 	d->pol = policy_new(d->conf, &err);
 	if (d->pol == NULL) {
 		log_warnx("policy: %s", err.msg);
@@ -258,6 +259,7 @@ parent_main(const struct psyncd_opts *opts)
 	loop(d);
 	rc = d->fatal ? 1 : 0;
 done:
+	log_repeats_flush(true);
 	spawn_stop(d);
 	control_close_all(d);
 	if (d->conf != NULL && d->ctl.listen_fd != -1)
@@ -268,7 +270,6 @@ done:
 		close(d->sig_fd);
 	if (d->child_fd != -1)
 		close(d->child_fd);
-	store_fp_disable();
 	queue_close(d->q);
 	policy_free(d->pol);
 	config_free(d->conf);

@@ -197,19 +197,6 @@ peers_send(struct psyncd *d, struct pmsg *t, size_t n)
 	monitor_send(d, &end);
 }
 
-/* The store's fingerprints (lib/store_fp.c), as the configuration says. */
-void
-peers_fingerprints(struct psyncd *d)
-{
-	struct psync_err err;
-
-	store_fp_disable();
-	if (d->conf->store.type == STORE_FILES && d->conf->store.fingerprints &&
-	    store_fp_enable(d->conf->queue.directory, d->host_key, &err) == -1)
-		log_warnx("store: %s; every change is verified against the "
-		    "stored hash", err.msg);
-}
-
 int
 peers_reload(struct psyncd *d, struct psync_err *err)
 {
@@ -240,7 +227,6 @@ peers_reload(struct psyncd *d, struct psync_err *err)
 	d->conf = conf;
 	d->pol = pol;
 	log_set_level(d->opts->debug ? LOG_DEBUG : conf->log.level);
-	peers_fingerprints(d);
 	peers_send(d, table, conf->n_peers);
 	free(table);
 	log_info("configuration %s reloaded: %zu peers", conf->path,

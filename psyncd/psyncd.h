@@ -44,6 +44,7 @@
  */
 #define PEER_INFLIGHT_MAX	128
 #define WARN_EVERY_MS		(60 * 1000)
+#define MAINT_EVERY_MS		(3600 * 1000)	/* queue retention upkeep */
 #define STALE_TMP_SECONDS	60
 #define INBOUND_BATCH_MAX	512
 #define CHILD_GRACE_MS		5000
@@ -79,6 +80,14 @@ struct rotation {
 struct pending_in {
 	uint32_t		reqid;
 	struct pmsg_inbound	in;
+};
+
+/* How far ahead of our clock a peer's last change was stamped. */
+#define PEER_CLOCKS_MAX		64
+struct peer_clock {
+	char		peer[FRAME_NAME_MAX + 1];
+	int64_t		ahead_ms;
+	uint64_t	seen_ms;	/* wall ms of that change's arrival */
 };
 
 /* A psyncctl connection. */
@@ -124,7 +133,10 @@ struct psyncd {
 	struct rotation		 rots[ROT_MAX];
 	size_t			 n_rots;
 	uint64_t		 rot_last_check;
+	uint64_t		 maint_last;	/* queue_maintain(), wall ms */
 	struct control		 ctl;
+	struct peer_clock	 clocks[PEER_CLOCKS_MAX];
+	size_t			 n_clocks;
 	bool			 deliver_soon;
 	bool			 spool_backlog;	/* a spool file waits for the queue */
 	bool			 fatal;
@@ -166,7 +178,6 @@ void	report_problem(void *ctx, const char *message);
 struct pmsg *peers_build(struct psyncd *d, const struct psync_config *conf,
 	    struct psync_err *err);
 void	peers_send(struct psyncd *d, struct pmsg *t, size_t n);
-void	peers_fingerprints(struct psyncd *d);
 int	peers_reload(struct psyncd *d, struct psync_err *err);
 int	peers_resend(struct psyncd *d, struct psync_err *err);
 
@@ -186,6 +197,10 @@ int	outbound_send_test(struct psyncd *d, const char *user,
 
 /* inbound.c */
 void	inbound_batch(struct psyncd *d, struct pending_in *pend, size_t n);
+/* Is a stamp within max-clock-skew of our clock (not too far ahead)? */
+bool	clock_stamp_believable(const struct psyncd *d, uint64_t t);
+/* Note a peer's stamp; true when it is too far ahead to take. */
+bool	clock_too_far_ahead(struct psyncd *d, const char *peer, uint64_t t);
 
 /* rotation.c */
 int	rotation_start(struct psyncd *d, const char *peer, uint32_t *reqid,

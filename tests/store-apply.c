@@ -4,7 +4,10 @@
  * "user code name outcome: reason", and exits 1 when any change failed.
  * Used by the system tests, the crash test and bench/apply. With
  * --hash-only it only hashes the passwords on every core (the benchmark's
- * yardstick) and prints nothing per change.
+ * yardstick) and prints nothing per change. Every change asks the store
+ * to verify against the stored hash first ("unchanged"), as psyncctl apply
+ * does; --no-check hashes directly, as psyncd does for a change that
+ * cannot be an echo.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -43,6 +46,7 @@ static const struct option longopts[] = {
 	{ "nis-make",		required_argument,	NULL, 'n' },
 	{ "pam",		required_argument,	NULL, 'P' },
 	{ "hash-only",		no_argument,		NULL, 'h' },
+	{ "no-check",		no_argument,		NULL, 'N' },
 	{ "quiet",		no_argument,		NULL, 'q' },
 	{ "verbose",		no_argument,		NULL, 'v' },
 	{ NULL,			0,			NULL, 0 },
@@ -56,7 +60,8 @@ usage(void)
 	    "\t[--method login.defs|yescrypt|sha512|sha256|bcrypt] [--cost N]\n"
 	    "\t[--login-defs FILE] [--threads N] [--lock-timeout SECONDS] "
 	    "[-e]\n"
-	    "\t[--nis-make DIR] [--pam SERVICE] [--hash-only] [-q] [-v] "
+	    "\t[--nis-make DIR] [--pam SERVICE] [--hash-only] [--no-check] "
+	    "[-q] [-v] "
 	    "< user:password lines\n");
 	exit(2);
 }
@@ -117,7 +122,7 @@ main(int argc, char **argv)
 	struct store_result *res = NULL;
 	struct psync_err err;
 	enum store_secret_kind kind = STORE_SECRET_CLEARTEXT;
-	bool only_hash = false, quiet = false, found;
+	bool only_hash = false, quiet = false, check = true, found;
 	size_t i, failed;
 	int ch, rc = 1;
 
@@ -175,6 +180,9 @@ main(int argc, char **argv)
 		case 'h':
 			only_hash = true;
 			break;
+		case 'N':
+			check = false;
+			break;
 		case 'q':
 			quiet = true;
 			break;
@@ -193,6 +201,8 @@ main(int argc, char **argv)
 		rc = 2;
 		goto done;
 	}
+	for (i = 0; i < batch.n; i++)
+		batch.changes[i].check_unchanged = check;
 	if (only_hash) {
 		rc = hash_only(&conf, &batch);
 		goto done;

@@ -30,7 +30,7 @@ has() { grep -qF -- "$1" "$tmp/run" || { echo "expected: $1"; cat "$tmp/run"; re
 hasnt() { ! grep -qF -- "$1" "$tmp/run" || { echo "unexpected: $1"; cat "$tmp/run"; return 1; }; }
 status() { [ "$rc" -eq "$1" ] || { echo "expected exit $1, got $rc"; cat "$tmp/run"; return 1; }; }
 
-echo "1..19"
+echo "1..21"
 
 t_example() {
 	cp "$top_srcdir/conf/psync.conf.example" "$tmp/example.conf"
@@ -240,27 +240,66 @@ t_apply_bad() {
 }
 ok "psyncctl apply: a malformed line is refused with its number" t_apply_bad
 
-# With a host key, the store keeps fingerprints (lib/store_fp.c): a second
-# new password for alice is known to differ without a verify.
-t_apply_fingerprints() {
-	"$PSYNCCTL" keygen "$tmp/host.key" >/dev/null 2>&1 || return 1
-	printf 'alice:N3w-Passw0rd\n' | "$PSYNCCTL" -c "$tmp/apply.conf" apply >"$tmp/run" 2>&1
+# The fingerprint database of earlier versions is removed, and no new one
+# is made: nothing derived from a password is kept beside the shadow file.
+t_apply_fingerprints_retired() {
+	mkdir -p "$tmp/state" && chmod 700 "$tmp/state" || return 1
+	printf 'SQLite format 3' >"$tmp/state/fingerprints.db" || return 1
+	printf 'x' >"$tmp/state/fingerprints.db-shm" || return 1
+	printf 'alice:Sec0nd-Pass-A\n' | "$PSYNCCTL" -c "$tmp/apply.conf" apply >"$tmp/run" 2>&1
 	rc=$?
-	status 0 && has "alice: 0 unchanged" &&
-	has "1 verified against the stored hash, 0 known to differ" || return 1
-	for pw in Sec0nd-Pass-A Sec0nd-Pass-B; do
-		printf 'alice:%s\n' "$pw" | "$PSYNCCTL" -c "$tmp/apply.conf" apply >"$tmp/run" 2>&1
-		rc=$?
-		status 0 && has "alice: 0 applied" && verify alice "$pw" || return 1
-		# One in 16 new passwords shares the fingerprint and is verified.
-		grep -q "0 verified against the stored hash, 1 known to differ" "$tmp/run" &&
-			break
-	done
-	grep -q "0 verified against the stored hash, 1 known to differ" "$tmp/run" &&
-	[ "$(stat -c %a "$tmp/state/fingerprints.db")" = 600 ] &&
-	[ "$(stat -c %a "$tmp/state")" = 700 ] &&
-	! grep -qaF -e Sec0nd-Pass -e N3w-Passw0rd "$tmp"/state/*
+	status 0 && has "alice: 0 applied" && verify alice Sec0nd-Pass-A &&
+	[ ! -e "$tmp/state/fingerprints.db" ] &&
+	[ ! -e "$tmp/state/fingerprints.db-shm" ] &&
+	! grep -rqaF -e Sec0nd-Pass -e N3w-Passw0rd "$tmp/state"
 }
-ok "psyncctl apply: with a host key, a known password's successor skips the verify; fingerprints 0600, no password" t_apply_fingerprints
+ok "psyncctl apply: an old fingerprints.db is removed and none is made; no password in the queue directory" t_apply_fingerprints_retired
+
+# A hash whose cost would keep crypt(3) busy for hours is refused with
+# code 9 naming the cost, and never stored (so never run).
+t_apply_costly_hash() {
+	before=$(grep '^alice:' "$tmp/shadow")
+	# shellcheck disable=SC2016 # crypt hashes are literal
+	printf '%s\n' 'alice:$2b$31$CocejWtg.b4pK.Kx4CAsZOqyWBWYx2MJbvyVONkO8OWU1ZCI5KdES' \
+	    'bob:$6$rounds=999999999$abcdefgh$C/UyUIoYbYZoxRzWA1jhrMzCtoWAP4X1Y3K19W9MF2iadjXK6APn0m0eIbRgBIBf9YqHG5NBvs.aaEUSctcx51' |
+	    "$PSYNCCTL" -c "$tmp/apply.conf" apply -e >"$tmp/run" 2>&1
+	rc=$?
+	status 1 &&
+	has "alice: 9 failed: hash for alice: bcrypt cost 31 is above the limit 14 (store option hash-max-bcrypt-cost)" &&
+	[ "$(grep '^alice:' "$tmp/shadow")" = "$before" ]
+}
+ok "psyncctl apply -e: a \$2b\$31\$ hash is refused with code 9 naming its cost; nothing stored" t_apply_costly_hash
+
+# skip-locked off: passwords of locked accounts sync, but no account is
+# unlocked: "!" and "*" stay in front of the new hashes.
+t_apply_lock_markers() {
+	sed 's/^policy {$/&\n\tskip-locked = false/' "$tmp/apply.conf" >"$tmp/locked.conf"
+	chmod 600 "$tmp/locked.conf"
+	grep -q '^dave:' "$tmp/passwd" ||
+		echo 'dave:x:1004:1004::/home/dave:/bin/sh' >>"$tmp/passwd"
+	grep -q '^dave:' "$tmp/shadow" ||
+		echo 'dave:*:19000:0:99999:7:::' >>"$tmp/shadow"
+	printf 'bob:B0b-New-Pw\ndave:D4ve-New-Pw\n' |
+	    "$PSYNCCTL" -c "$tmp/locked.conf" apply >"$tmp/run" 2>&1
+	rc=$?
+	status 0 && has "bob: 0 applied" && has "dave: 0 applied" &&
+	has "the account stays locked" &&
+	perl -e '
+		my ($file) = @ARGV;
+		my %want = (bob => ["!", "B0b-New-Pw"], dave => ["*", "D4ve-New-Pw"]);
+		open(my $f, "<", $file) or die;
+		my $ok = 0;
+		while (<$f>) {
+			my @x = split /:/;
+			my $w = $want{$x[0]} or next;
+			my ($m, $pw) = @$w;
+			substr($x[1], 0, 1) eq $m or die "$x[0]: $x[1]\n";
+			my $h = substr($x[1], 1);
+			crypt($pw, $h) eq $h or die "$x[0]: no match\n";
+			$ok++;
+		}
+		exit($ok == 2 ? 0 : 1);' "$tmp/shadow"
+}
+ok "psyncctl apply with skip-locked off: '!' and '*' accounts get the password and stay locked" t_apply_lock_markers
 
 [ "$failed" -eq 0 ]

@@ -104,6 +104,11 @@ test_empty_file_gives_defaults(void **state)
 	assert_false(c->listen_psync.enabled);
 	assert_int_equal(c->n_peers, 0);
 	assert_int_equal(c->queue.retry_interval, 30);
+	assert_int_equal(c->queue.retention, 30 * 86400);
+	/* Unset: the store's defaults, raised for this host's own cost. */
+	assert_int_equal(c->store.hash_limits.bcrypt_cost, 0);
+	assert_int_equal(c->store.hash_limits.rounds, 0);
+	assert_int_equal(c->store.hash_limits.yescrypt_cost, 0);
 	config_free(c);
 }
 
@@ -125,6 +130,15 @@ static const struct {
 	  "15m, 2h, 7d or 1w, got '3days'" },
 	{ "# comment\n# comment\nlisten psync {\n port = 70000\n}\n",
 	  "t.conf:4: option 'port': expected a value from 0 to 65535, got 70000" },
+	{ "store {\n hash-max-bcrypt-cost = 32\n}\n",
+	  "t.conf:2: option 'hash-max-bcrypt-cost': expected a value from 4 "
+	  "to 31, got 32" },
+	{ "store {\n hash-max-rounds = 999\n}\n",
+	  "t.conf:2: option 'hash-max-rounds': expected a value from 1000 to "
+	  "999999999, got 999" },
+	{ "store {\n hash-max-yescrypt-cost = 12\n}\n",
+	  "t.conf:2: option 'hash-max-yescrypt-cost': expected a value from 1 "
+	  "to 11, got 12" },
 	{ "policy {\n min-classes = 5\n}\n",
 	  "t.conf:2: option 'min-classes': expected a value from 0 to 4, got 5" },
 	{ "policy {\n min-length = 20\n max-length = 10\n}\n",
@@ -293,6 +307,25 @@ test_mepp_peer_key_derivation_defaults_to_4_byte_and_takes_8_byte(void **state)
 }
 
 static void
+test_retired_fingerprints_option_warns_but_loads(void **state)
+{
+	struct messages m = { 0 };
+	struct psync_config *c;
+
+	(void)state;
+	c = config_load_string("store {\n fingerprints = false\n}\n"
+	    "queue {\n directory = \"/var/lib/x\"\n}\n", "t.conf", collect, &m);
+	assert_non_null(c);
+	assert_int_equal(m.n, 1);
+	assert_string_equal(m.text[0], "t.conf:2: warning: option 'fingerprints' "
+	    "is deprecated and ignored: the store keeps no fingerprints any "
+	    "more; remove it");
+	/* The store finds the old database where the queue lives. */
+	assert_string_equal(c->store.state_dir, "/var/lib/x");
+	config_free(c);
+}
+
+static void
 test_durations_take_units(void **state)
 {
 	(void)state;
@@ -359,6 +392,27 @@ test_unsafe_files_are_refused(void **state)
 	assert_int_equal(m.n, 0);
 	config_free(c);
 
+	/* A MEPP key inline is a key: the file must then be private. */
+	snprintf(text, sizeof(text), "listen mepp {\n}\npeer \"w\" {\n"
+	    " protocol = mepp\n address = \"192.0.2.3\"\n"
+	    " key = \"Abcdef123456789!\"\n}\n");
+	write_file(conf, text, 0644);
+	memset(&m, 0, sizeof(m));
+	c = config_load(conf, true, collect, &m);
+	assert_null(c);
+	assert_int_equal(m.n, 2);	/* and the MEPP warning */
+	assert_non_null(strstr(m.text[0], ":7: peer 'w': option 'key': "
+	    "refused: the key is written in a file readable by group or "
+	    "others (mode 0644)"));
+	write_file(conf, text, 0640);
+	memset(&m, 0, sizeof(m));
+	assert_null(config_load(conf, false, collect, &m));
+	write_file(conf, text, 0600);
+	memset(&m, 0, sizeof(m));
+	c = config_load(conf, true, collect, &m);
+	assert_non_null(c);
+	config_free(c);
+
 	memset(&m, 0, sizeof(m));
 	assert_null(config_load("/nonexistent/psync.conf", true, collect, &m));
 	assert_string_equal(m.text[0], "/nonexistent/psync.conf: cannot open: "
@@ -378,6 +432,7 @@ main(void)
 		cmocka_unit_test(test_weak_setups_warn_but_load),
 		cmocka_unit_test(test_legacy_mepp_keys_and_peers_are_warned_about),
 		cmocka_unit_test(test_mepp_peer_key_derivation_defaults_to_4_byte_and_takes_8_byte),
+		cmocka_unit_test(test_retired_fingerprints_option_warns_but_loads),
 		cmocka_unit_test(test_durations_take_units),
 		cmocka_unit_test(test_unsafe_files_are_refused),
 	};

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <crypt.h>
 
 #include "codes.h"
 #include "psyncd.h"
@@ -127,11 +128,13 @@ setup(void **state)
 	    "sysacct:x:500:500::/:/bin/sh\n"
 	    "alice:x:1001:100::/:/bin/sh\n"
 	    "bob:x:1002:100::/:/bin/sh\n", 0644);
-	put_file(fx->dir, "shadow",
+	snprintf(conf, sizeof(conf),
 	    "root:$6$x$h:19000:0:99999:7:::\n"
 	    "sysacct:$6$x$h:19000:0:99999:7:::\n"
 	    "alice:$6$x$h:19000:0:99999:7:::\n"
-	    "bob:$6$x$h:19000:0:99999:7:::\n", 0640);
+	    "bob:%s:19000:0:99999:7:::\n",
+	    crypt("Bob-Same-1", "$6$rounds=1000$saltsalt$"));
+	put_file(fx->dir, "shadow", conf, 0640);
 	put_file(fx->dir, "group", "root:x:0:\nusers:x:100:\n", 0644);
 	put_file(fx->dir, "login.defs", "ENCRYPT_METHOD SHA512\n", 0644);
 	snprintf(conf, sizeof(conf),
@@ -347,6 +350,82 @@ test_mepp_check_is_judged_not_applied(void **state)
 	assert_false(holds(fx, "bob", "temppass"));
 }
 
+/*
+ * The verify against the stored hash runs only when an echo is plausible:
+ * the same password again right after psync applied it is "unchanged"
+ * (that is what ends a loop); for a user psync has not touched lately the
+ * store hashes without verifying, so even a password it holds is applied.
+ */
+static void
+test_unchanged_only_when_an_echo_is_plausible(void **state)
+{
+	struct fx *fx = *state;
+	struct pending_in p[1];
+	int code;
+
+	mk(&p[0], 1, "alice", 1000, 0x71, "Echo-Pass-1", -1);
+	inbound_batch(&fx->d, p, 1);
+	assert_string_equal(answer_for(1, &code), "applied");
+	n_answers = 0;
+	mk(&p[0], 2, "alice", 2000, 0x72, "Echo-Pass-1", -1);
+	inbound_batch(&fx->d, p, 1);
+	assert_string_equal(answer_for(2, &code), "unchanged");
+	assert_int_equal(code, PSYNC_OK);
+	/* bob already holds "Bob-Same-1" (set outside psync): without a
+	   recent change for him, it is hashed anew, not verified. */
+	n_answers = 0;
+	assert_true(holds(fx, "bob", "Bob-Same-1"));
+	mk(&p[0], 3, "bob", 1000, 0x73, "Bob-Same-1", -1);
+	inbound_batch(&fx->d, p, 1);
+	assert_string_equal(answer_for(3, &code), "applied");
+	assert_true(holds(fx, "bob", "Bob-Same-1"));
+}
+
+/* A century ahead: refused (19, retried by the sender), user not frozen. */
+static void
+test_a_change_from_the_future_is_refused(void **state)
+{
+	struct fx *fx = *state;
+	struct pending_in p[1];
+	uint64_t now = clock_wall_ms();
+	int code;
+
+	mk(&p[0], 1, "alice", now + 100ULL * 365 * 86400 * 1000, 0x81,
+	    "Future-Pass-1", -1);
+	inbound_batch(&fx->d, p, 1);
+	assert_non_null(strstr(answer_for(1, &code), "ahead"));
+	assert_int_equal(code, PSYNC_E_TOO_RECENT);
+	assert_false(holds(fx, "alice", "Future-Pass-1"));
+	assert_int_equal(fx->d.n_clocks, 1);
+	assert_true(fx->d.clocks[0].ahead_ms > 0);
+	/* The user's next change, stamped now, still goes in. */
+	n_answers = 0;
+	mk(&p[0], 2, "alice", now, 0x82, "Present-Pass-1", -1);
+	inbound_batch(&fx->d, p, 1);
+	assert_string_equal(answer_for(2, &code), "applied");
+	assert_true(holds(fx, "alice", "Present-Pass-1"));
+}
+
+/* A stamp from the future already in the queue no longer wins. */
+static void
+test_a_future_stamp_in_the_queue_does_not_freeze_a_user(void **state)
+{
+	struct fx *fx = *state;
+	struct pending_in p[1];
+	struct psync_err err;
+	uint8_t id[FRAME_ID_LEN];
+	uint64_t now = clock_wall_ms();
+	int code;
+
+	memset(id, 0x91, sizeof(id));
+	assert_true(queue_applied_add(fx->d.q, id, "bob",
+	    now + 100ULL * 365 * 86400 * 1000, "B", &err) >= 0);
+	mk(&p[0], 1, "bob", now, 0x92, "Bob-Present-1", -1);
+	inbound_batch(&fx->d, p, 1);
+	assert_string_equal(answer_for(1, &code), "applied");
+	assert_true(holds(fx, "bob", "Bob-Present-1"));
+}
+
 static void
 test_unknown_peer_is_refused(void **state)
 {
@@ -378,6 +457,14 @@ main(void)
 		    test_policy_refuses_excluded_accounts, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_mepp_check_is_judged_not_applied, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_unchanged_only_when_an_echo_is_plausible, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_change_from_the_future_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_a_future_stamp_in_the_queue_does_not_freeze_a_user,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_unknown_peer_is_refused, setup, teardown),
 	};

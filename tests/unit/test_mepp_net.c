@@ -140,6 +140,40 @@ test_trusted_client_gets_each_decision_with_its_log_number(void **state)
 }
 
 static void
+test_peer_names_are_escaped_and_repeats_are_counted(void **state)
+{
+	const struct mepp_peer peers[] = {
+		{ "win1", TEST_SECRET, loopback4, 1 },
+	};
+	struct mepp_listener_conf conf;
+	struct mepp_client c;
+	struct psync_err err;
+	struct lrun r;
+	size_t i;
+	int k;
+
+	(void)state;
+	conf_init(&conf, peers, 1);
+	start(&r, &conf);
+	client_init(&c, "127.0.0.1", r.port, TEST_SECRET);
+	for (k = 0; k < 3; k++)
+		assert_int_equal(mepp_client_change(&c,
+		    "DOM\\ev\npsyncd[1]: forged", TEST_PASSWORD, &err),
+		    PSYNC_E_NO_USER);
+	assert_int_equal(lrun_stop(&r), 0);
+	/* One line, the name escaped in it; the repeats held back. */
+	assert_int_equal(logcap_count("8201: user DOM\\\\ev", "forged does "
+	    "not exist on host win1/127.0.0.1", NULL), 1);
+	log_repeats_flush(true);
+	assert_int_equal(logcap_count("8201: user DOM\\\\ev",
+	    "(repeated 2 times)", NULL), 1);
+	pthread_mutex_lock(&logcap.lock);
+	for (i = 0; i < logcap.n; i++)
+		assert_null(strchr(logcap.lines[i], '\n'));
+	pthread_mutex_unlock(&logcap.lock);
+}
+
+static void
 test_wrong_secret_gets_code_5_and_log_8203_without_a_decision(void **state)
 {
 	const struct mepp_peer peers[] = {
@@ -327,8 +361,12 @@ test_length_header_out_of_bounds_is_answered_5_without_reading_on(void **state)
 		close(fd);
 	}
 	assert_int_equal(lrun_stop(&r), 0);
+	/* The same warning from the same peer twice: once, then a count. */
 	assert_int_equal(logcap_count("8203:", "length field out of range",
-	    NULL), 2);
+	    NULL), 1);
+	log_repeats_flush(true);
+	assert_int_equal(logcap_count("8203:", "length field out of range",
+	    "(repeated 1 time)"), 1);
 	assert_int_equal(decider.calls, 0);
 }
 
@@ -940,6 +978,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trusted_client_gets_each_decision_with_its_log_number),
+		cmocka_unit_test(test_peer_names_are_escaped_and_repeats_are_counted),
 		cmocka_unit_test(test_wrong_secret_gets_code_5_and_log_8203_without_a_decision),
 		cmocka_unit_test(test_peers_sharing_an_address_are_told_apart_by_secret),
 		cmocka_unit_test(test_untrusted_client_is_closed_without_a_byte),

@@ -515,6 +515,271 @@ test_apply_once_and_newest_change_per_user(void **state)
 }
 
 static void
+test_user_recent_sees_queued_delivered_and_applied_changes(void **state)
+{
+	struct fx *f = *state;
+	struct change c;
+	struct psync_err err;
+	uint8_t a[FRAME_ID_LEN];
+
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 0);
+	/* Queued here (sent): recent for 600 s, not after. */
+	make_change(&c, 1, "alice", T0, PASSWORD);
+	add_ok(f, &c, NULL, win1, 1, 1);
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 1);
+	assert_int_equal(queue_user_recent(f->q, "bob", 600, &err), 0);
+	f->now = T0 + 601 * 1000;
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 0);
+	/* Delivered later: the delivery counts from when it happened. */
+	assert_int_equal(queue_record(f->q, c.id, "win1", 0, NULL, &err),
+	    QUEUE_DONE);
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 1);
+	f->now += 601 * 1000;
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 0);
+	/* Applied from a peer. */
+	memset(a, 7, sizeof(a));
+	assert_int_equal(queue_applied_add(f->q, a, "alice", T0 - 5, "win2",
+	    &err), 1);
+	assert_int_equal(queue_user_recent(f->q, "alice", 600, &err), 1);
+	assert_int_equal(queue_user_recent(f->q, "alice", 0, &err), 1);
+	f->now += 1;
+	assert_int_equal(queue_user_recent(f->q, "alice", 0, &err), 0);
+}
+
+/* The database and its write-ahead log, in bytes. */
+static long long
+db_bytes(const struct fx *f)
+{
+	char wal[128];
+	struct stat st;
+	long long n = 0;
+
+	if (stat(f->db, &st) == 0)
+		n += st.st_size;
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	if (stat(wal, &st) == 0)
+		n += st.st_size;
+	return n;
+}
+
+/* Change i of a stream: one of 20 users, delivered at once to win1. */
+static void
+change_delivered(struct fx *f, unsigned int i)
+{
+	struct change c;
+	struct psync_err err;
+	char user[16];
+
+	snprintf(user, sizeof(user), "user%02u", i % 20);
+	make_change(&c, 100000 + i, user, f->now, PASSWORD);
+	add_ok(f, &c, NULL, win1, 1, 1);
+	assert_int_equal(queue_record(f->q, c.id, "win1", 0, NULL, &err),
+	    QUEUE_DONE);
+}
+
+static void
+test_maintain_keeps_the_file_bounded_over_many_changes(void **state)
+{
+	struct fx *f = *state;
+	struct queue_maint m;
+	struct psync_err err;
+	struct seen seen;
+	long long warm = 0, most = 0, size;
+	unsigned int i;
+
+	fx_close(f);
+	f->limits.retention = 24 * 3600;
+	fx_open(f);
+	/* 960 changes, one every 20 minutes: 320 hours, 13 retentions. */
+	for (i = 1; i <= 960; i++) {
+		change_delivered(f, i);
+		f->now += 20 * 60 * 1000;
+		if (i % 40 != 0)
+			continue;
+		if (queue_maintain(f->q, &m, &err) == -1)
+			fail_msg("queue_maintain: %s", err.msg);
+		size = db_bytes(f);
+		if (i == 160)		/* two retentions in */
+			warm = size;
+		if (i > 160 && size > most)
+			most = size;
+	}
+	/* Without the purge the file grows with every change (6x here). */
+	if (most > warm + warm / 2)
+		fail_msg("queue grew from %lld to %lld bytes", warm, most);
+	/* What is left: the last day's deliveries (72, one every 20 min). */
+	memset(&seen, 0, sizeof(seen));
+	assert_true(queue_list(f->q, NULL, false, collect, &seen, &err) >= 0);
+	if (seen.n < 70 || seen.n > 75)
+		fail_msg("%zu deliveries left, expected one day's 72", seen.n);
+}
+
+static void
+test_maintain_vacuums_after_a_large_purge_and_keeps_newest_per_user(
+    void **state)
+{
+	struct fx *f = *state;
+	struct queue_maint m;
+	struct psync_err err;
+	uint8_t id[FRAME_ID_LEN];
+	uint64_t t;
+	long long before;
+	unsigned int i;
+
+	for (i = 1; i <= 600; i++)
+		change_delivered(f, i);
+	assert_int_equal(queue_maintain(f->q, &m, &err), 0);
+	assert_int_equal(m.purged, 0);	/* nothing older than 30 days */
+	assert_false(m.vacuumed);
+	before = db_bytes(f);
+	f->now += (uint64_t)QUEUE_DEFAULT_RETENTION * 1000 + 1;
+	assert_int_equal(queue_maintain(f->q, &m, &err), 0);
+	assert_int_equal(m.purged, 600);
+	if (!m.vacuumed)
+		fail_msg("no VACUUM: %lld of %lld bytes", (long long)m.bytes_after,
+		    (long long)m.bytes_before);
+	if (m.bytes_after * 2 >= m.bytes_before || db_bytes(f) * 2 >= before)
+		fail_msg("%lld -> %lld bytes, file %lld -> %lld",
+		    (long long)m.bytes_before, (long long)m.bytes_after, before,
+		    db_bytes(f));
+	/* Last writer wins still knows each user's newest change. */
+	assert_int_equal(queue_user_newest(f->q, "user07", &t, id, &err), 1);
+	assert_int_equal(queue_check(f->q, &err), 0);
+	/* Nothing left to free: no second VACUUM. */
+	assert_int_equal(queue_maintain(f->q, &m, &err), 0);
+	assert_false(m.vacuumed);
+}
+
+/* Copy a file byte for byte (a backup, as an administrator takes one). */
+static void
+copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	ssize_t n;
+	int in, out;
+
+	in = open(from, O_RDONLY);
+	assert_true(in >= 0);
+	out = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(out >= 0);
+	while ((n = read(in, buf, sizeof(buf))) > 0)
+		assert_int_equal(write(out, buf, (size_t)n), n);
+	assert_int_equal(n, 0);
+	close(in);
+	assert_int_equal(close(out), 0);
+}
+
+static void
+add_changes(struct fx *f, unsigned int first, unsigned int n)
+{
+	struct change c;
+	unsigned int i;
+
+	for (i = first; i < first + n; i++) {
+		make_change(&c, 200000 + i, "alice", f->now + i, PASSWORD);
+		add_ok(f, &c, NULL, win1, 1, 1);
+	}
+}
+
+static void
+test_clean_reopen_reports_no_lost_writes(void **state)
+{
+	struct fx *f = *state;
+	char gen[128];
+	struct stat st;
+
+	snprintf(gen, sizeof(gen), "%s/%s", f->dir, QUEUE_GEN_NAME);
+	assert_int_equal(stat(gen, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_null(queue_lost_writes(f->q));
+	add_changes(f, 0, 3);
+	fx_close(f);
+	fx_open(f);
+	assert_null(queue_lost_writes(f->q));
+	/* A queue from before the side file: it is made, nothing lost. */
+	fx_close(f);
+	assert_int_equal(unlink(gen), 0);
+	fx_open(f);
+	assert_null(queue_lost_writes(f->q));
+	assert_int_equal(stat(gen, &st), 0);
+}
+
+static void
+test_restored_backup_is_reported_as_lost_writes(void **state)
+{
+	struct fx *f = *state;
+	char backup[128];
+	const char *lost;
+	struct psync_err err;
+
+	add_changes(f, 0, 2);
+	fx_close(f);		/* the WAL is folded in at close */
+	snprintf(backup, sizeof(backup), "%s/backup.db", f->dir);
+	copy_file(f->db, backup);
+	fx_open(f);
+	add_changes(f, 2, 3);
+	fx_close(f);
+	copy_file(backup, f->db);
+	fx_open(f);
+	lost = queue_lost_writes(f->q);
+	assert_non_null(lost);
+	assert_non_null(strstr(lost, "lost its last 3 committed writes"));
+	assert_non_null(strstr(lost, "restored from a backup"));
+	/* It stays said, whoever opened the queue first, until cleared. */
+	fx_close(f);
+	fx_open(f);
+	assert_non_null(queue_lost_writes(f->q));
+	assert_int_equal(queue_lost_writes_clear(f->q, &err), 0);
+	assert_null(queue_lost_writes(f->q));
+	fx_close(f);
+	fx_open(f);
+	assert_null(queue_lost_writes(f->q));
+}
+
+static void
+test_deleted_database_made_anew_is_reported(void **state)
+{
+	struct fx *f = *state;
+
+	add_changes(f, 0, 4);
+	fx_close(f);
+	assert_int_equal(unlink(f->db), 0);
+	fx_open(f);
+	assert_non_null(queue_lost_writes(f->q));
+	assert_non_null(strstr(queue_lost_writes(f->q), "at generation 1 "));
+}
+
+static void
+test_wal_cut_short_is_reported_as_lost_writes(void **state)
+{
+	struct fx *f = *state;
+	char wal[128];
+	struct stat st;
+	pid_t pid;
+	int status;
+
+	add_changes(f, 0, 1);
+	fx_close(f);
+	/* A writer commits into the WAL and dies before any checkpoint. */
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		fx_open(f);
+		add_changes(f, 1, 6);
+		_exit(0);
+	}
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	snprintf(wal, sizeof(wal), "%s-wal", f->db);
+	assert_int_equal(stat(wal, &st), 0);
+	/* The log is cut short: the last commits' frames are gone. */
+	assert_int_equal(truncate(wal, st.st_size / 2), 0);
+	fx_open(f);
+	assert_non_null(queue_lost_writes(f->q));
+	assert_non_null(strstr(queue_lost_writes(f->q), "committed writes"));
+}
+
+static void
 test_backoff_doubles_from_retry_interval_up_to_the_cap(void **state)
 {
 	static const uint64_t want[] = {
@@ -1241,6 +1506,13 @@ main(void)
 		T(test_older_change_is_superseded_on_arrival),
 		T(test_change_never_goes_back_to_its_origin_or_source),
 		T(test_apply_once_and_newest_change_per_user),
+		T(test_user_recent_sees_queued_delivered_and_applied_changes),
+		T(test_maintain_keeps_the_file_bounded_over_many_changes),
+		T(test_maintain_vacuums_after_a_large_purge_and_keeps_newest_per_user),
+		T(test_clean_reopen_reports_no_lost_writes),
+		T(test_restored_backup_is_reported_as_lost_writes),
+		T(test_deleted_database_made_anew_is_reported),
+		T(test_wal_cut_short_is_reported_as_lost_writes),
 		T(test_backoff_doubles_from_retry_interval_up_to_the_cap),
 		T(test_result_codes_classify_as_permanent_or_retryable),
 		T(test_permanent_failure_gives_up_and_forgets_the_secret),

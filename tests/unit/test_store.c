@@ -175,7 +175,6 @@ teardown(void **state)
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", fx->dir);
 	if (system(cmd) != 0)
 		return -1;
-	store_fp_disable();
 	free(fx->orig);
 	free(fx);
 	return 0;
@@ -185,7 +184,7 @@ static void
 apply1(struct fixture *fx, const char *user, enum store_secret_kind kind,
     const char *secret, struct store_result *r)
 {
-	struct store_change c = { user, kind, secret };
+	struct store_change c = { user, kind, secret, true };
 
 	store_apply(&fx->conf, &c, 1, r);
 }
@@ -328,13 +327,85 @@ test_locked_account_keeps_its_lock_prefix(void **state)
 	free(now);
 }
 
+/* The field user's line holds after one change to password pw. */
+static void
+field_after(struct fixture *fx, const char *user, const char *line,
+    enum store_secret_kind kind, const char *pw, char *field, size_t flen)
+{
+	struct store_change c = { user, kind, pw, true };
+	struct store_result r;
+	char *now, *text;
+
+	now = read_all(fx->shadow);
+	text = malloc(strlen(now) + strlen(line) + 3);
+	assert_non_null(text);
+	sprintf(text, "%s\n%s\n", now, line);
+	write_file(fx->shadow, text, 0640);
+	free(text);
+	free(now);
+	store_apply(&fx->conf, &c, 1, &r);
+	if (r.code != PSYNC_OK || r.outcome != STORE_APPLIED)
+		fail_msg("%s: code %d, %s: %s", user, r.code,
+		    store_outcome_name(r.outcome), r.reason);
+	assert_non_null(strstr(r.reason, "the account stays locked"));
+	now = read_all(fx->shadow);
+	field_of(now, user, 1, field, flen);
+	free(now);
+}
+
+static void
+test_lock_markers_are_kept_and_no_account_is_unlocked(void **state)
+{
+	static const struct {
+		const char	*line;
+		const char	*marker;
+	} t[] = {
+		{ "u1:*:19000:0:99999:7:::",		"*" },
+		{ "u2:*LK*:19000:0:99999:7:::",		"*LK*" },
+		{ "u3:*LK*$5$oThbi3nsHvYfOhRv$mmAOkR6qBinQHhmodDSnpZ07828FcWgla."
+		  "GZqHzsqj0:19000::::::",		"*LK*" },
+		{ "u4:!!:19000:0:99999:7:::",		"!!" },
+		{ "u5:!*:19000:0:99999:7:::",		"!*" },
+		{ "u6::19000:0:99999:7:::",		"!" },	/* empty */
+		{ "u7:x:19000:0:99999:7:::",		"!" },
+		{ "u8:!$5$oThbi3nsHvYfOhRv$mmAOkR6qBinQHhmodDSnpZ07828FcWgla."
+		  "GZqHzsqj0:19000::::::",		"!" },
+	};
+	static const char peer_hash[] =
+	    "$5$oThbi3nsHvYfOhRv$mmAOkR6qBinQHhmodDSnpZ07828FcWgla.GZqHzsqj0";
+	struct fixture *fx = *state;
+	char field[256], user[8];
+	size_t i, ml;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		snprintf(user, sizeof(user), "u%zu", i + 1);
+		ml = strlen(t[i].marker);
+		field_after(fx, user, t[i].line, STORE_SECRET_CLEARTEXT,
+		    "Fresh-Pw-1", field, sizeof(field));
+		if (strncmp(field, t[i].marker, ml) != 0 ||
+		    field[ml] != '$' ||
+		    !store_hash_verify("Fresh-Pw-1", field + ml))
+			fail_msg("%s: \"%s\" became \"%s\"", user, t[i].line,
+			    field);
+	}
+	/* A hash from a peer keeps the marker too. */
+	field_after(fx, "h1", "h1:*:19000:0:99999:7:::", STORE_SECRET_HASH,
+	    peer_hash, field, sizeof(field));
+	assert_true(field[0] == '*');
+	assert_string_equal(field + 1, peer_hash);
+	field_after(fx, "h2", "h2::19000:0:99999:7:::", STORE_SECRET_HASH,
+	    peer_hash, field, sizeof(field));
+	assert_true(field[0] == '!');
+	assert_string_equal(field + 1, peer_hash);
+}
+
 static void
 test_unknown_user_is_code_12_and_others_still_apply(void **state)
 {
 	struct fixture *fx = *state;
 	struct store_change c[2] = {
-		{ "nobody-here", STORE_SECRET_CLEARTEXT, "x-pass" },
-		{ "bob", STORE_SECRET_CLEARTEXT, "bob-new" },
+		{ "nobody-here", STORE_SECRET_CLEARTEXT, "x-pass", true },
+		{ "bob", STORE_SECRET_CLEARTEXT, "bob-new", true },
 	};
 	struct store_result r[2];
 
@@ -360,8 +431,8 @@ test_unparsable_user_line_is_code_21_others_apply(void **state)
 {
 	struct fixture *fx = *state;
 	struct store_change c[2] = {
-		{ "eve", STORE_SECRET_CLEARTEXT, "eve-new" },
-		{ "bob", STORE_SECRET_CLEARTEXT, "bob-new" },
+		{ "eve", STORE_SECRET_CLEARTEXT, "eve-new", true },
+		{ "bob", STORE_SECRET_CLEARTEXT, "bob-new", true },
 	};
 	struct store_result r[2];
 	char *text, *now;
@@ -401,8 +472,8 @@ test_file_with_nul_byte_fails_whole_batch_with_21(void **state)
 {
 	struct fixture *fx = *state;
 	struct store_change c[2] = {
-		{ "alice", STORE_SECRET_CLEARTEXT, "alice-new" },
-		{ "bob", STORE_SECRET_CLEARTEXT, "bob-new" },
+		{ "alice", STORE_SECRET_CLEARTEXT, "alice-new", true },
+		{ "bob", STORE_SECRET_CLEARTEXT, "bob-new", true },
 	};
 	struct store_result r[2];
 	int fd;
@@ -421,8 +492,8 @@ test_missing_file_is_code_3_for_every_change(void **state)
 {
 	struct fixture *fx = *state;
 	struct store_change c[2] = {
-		{ "alice", STORE_SECRET_CLEARTEXT, "alice-new" },
-		{ "bob", STORE_SECRET_CLEARTEXT, "bob-new" },
+		{ "alice", STORE_SECRET_CLEARTEXT, "alice-new", true },
+		{ "bob", STORE_SECRET_CLEARTEXT, "bob-new", true },
 	};
 	struct store_result r[2];
 
@@ -519,9 +590,9 @@ test_later_change_for_same_user_wins(void **state)
 {
 	struct fixture *fx = *state;
 	struct store_change c[3] = {
-		{ "bob", STORE_SECRET_CLEARTEXT, "bob-first" },
-		{ "alice", STORE_SECRET_CLEARTEXT, "alice-new" },
-		{ "bob", STORE_SECRET_CLEARTEXT, "bob-second" },
+		{ "bob", STORE_SECRET_CLEARTEXT, "bob-first", true },
+		{ "alice", STORE_SECRET_CLEARTEXT, "alice-new", true },
+		{ "bob", STORE_SECRET_CLEARTEXT, "bob-second", true },
 	};
 	struct store_result r[3];
 	char hash[256], *now;
@@ -531,7 +602,8 @@ test_later_change_for_same_user_wins(void **state)
 	assert_int_equal(r[2].outcome, STORE_APPLIED);
 	now = read_all(fx->shadow);
 	field_of(now, "bob", 1, hash, sizeof(hash));
-	assert_true(store_hash_verify("bob-second", hash));
+	assert_true(hash[0] == '*');	/* bob had no password: still none */
+	assert_true(store_hash_verify("bob-second", hash + 1));
 	free(now);
 }
 
@@ -631,249 +703,190 @@ test_line_parser_field_counts_and_numbers(void **state)
 	assert_int_equal(store_line_parse("#u:x:1:1::/:/b", 14, false, &l), -1);
 }
 
-/* ---- fingerprints (lib/store_fp.c) ---------------------------------- */
+/* ---- the "unchanged" check and the retired fingerprints ------------- */
 
-static const unsigned char fp_key_a[32] = { 0x41, 0x42, 0x43 };
-static const unsigned char fp_key_b[32] = { 0x61, 0x62, 0x63 };
-
-static void
-fp_on(struct fixture *fx, const unsigned char *key)
+/* Apply one cleartext change for alice; how many verifies it cost. */
+static unsigned long
+apply_counted(struct fixture *fx, const char *pw, bool check,
+    struct store_result *r)
 {
-	char state_dir[128];
-	struct psync_err err;
+	struct store_change c = { "alice", STORE_SECRET_CLEARTEXT, pw, check };
+	unsigned long before = store_stat_verified;
 
-	snprintf(state_dir, sizeof(state_dir), "%s/state", fx->dir);
-	if (store_fp_enable(state_dir, key, &err) == -1)
-		fail_msg("store_fp_enable: %s", err.msg);
-}
-
-/* alice's hash in the shadow file now. */
-static void
-alice_hash(struct fixture *fx, char *out, size_t outlen)
-{
-	char *now = read_all(fx->shadow);
-
-	field_of(now, "alice", 1, out, outlen);
-	free(now);
-}
-
-/*
- * A password other than old whose tag against alice's current hash
- * differs from old's (want_same false) or equals it (want_same true).
- */
-static void
-pick_password(struct fixture *fx, const char *old, bool want_same,
-    char *out, size_t outlen)
-{
-	char hash[256];
-	int i, t_old;
-
-	alice_hash(fx, hash, sizeof(hash));
-	t_old = store_fp_tag("alice", hash, old);
-	assert_true(t_old >= 0);
-	for (i = 0; i < 1000; i++) {
-		snprintf(out, outlen, "candidate-%d", i);
-		if ((store_fp_tag("alice", hash, out) == t_old) == want_same)
-			return;
-	}
-	fail_msg("no candidate password found");
-}
-
-struct counts {
-	unsigned long	verified;
-	unsigned long	skipped;
-};
-
-static struct counts
-counts_now(void)
-{
-	struct counts c = { store_stat_verified, store_stat_fp_skipped };
-
-	return c;
-}
-
-/* Apply one cleartext change; how many verifies and skips it cost. */
-static struct counts
-apply_counted(struct fixture *fx, const char *pw, struct store_result *r)
-{
-	struct counts a = counts_now(), b;
-
-	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, pw, r);
-	b = counts_now();
-	b.verified -= a.verified;
-	b.skipped -= a.skipped;
-	return b;
+	store_apply(&fx->conf, &c, 1, r);
+	return store_stat_verified - before;
 }
 
 static void
-assert_counts(struct counts c, unsigned long verified, unsigned long skipped)
+test_check_unchanged_verifies_and_finds_the_same_password(void **state)
 {
-	assert_int_equal(c.verified, verified);
-	assert_int_equal(c.skipped, skipped);
-}
-
-/* Fingerprints on, and alice's stored password ("alice-old") known. */
-static void
-fp_know_alice(struct fixture *fx)
-{
+	struct fixture *fx = *state;
 	struct store_result r;
-	struct counts c;
+	struct stat before, after;
 
-	fp_on(fx, fp_key_a);
-	c = apply_counted(fx, "alice-old", &r);
+	assert_int_equal(stat(fx->shadow, &before), 0);
+	assert_int_equal(apply_counted(fx, "alice-old", true, &r), 1);
 	assert_int_equal(r.outcome, STORE_UNCHANGED);
-	assert_counts(c, 1, 0);
-}
-
-static void
-test_fingerprint_proves_a_new_password_different_without_verify(void **state)
-{
-	struct fixture *fx = *state;
-	struct store_result r;
-	struct counts c;
-	char pw[64], hash[256];
-
-	/* psync has not seen alice's password yet: verified, then known. */
-	fp_know_alice(fx);
-	pick_password(fx, "alice-old", false, pw, sizeof(pw));
-	c = apply_counted(fx, pw, &r);
+	assert_int_equal(stat(fx->shadow, &after), 0);
+	assert_int_equal(before.st_ino, after.st_ino);
+	/* A different password is verified too, then written. */
+	assert_int_equal(apply_counted(fx, "alice-new", true, &r), 1);
 	assert_int_equal(r.outcome, STORE_APPLIED);
-	assert_counts(c, 0, 1);
-	alice_hash(fx, hash, sizeof(hash));
-	assert_true(store_hash_verify(pw, hash));
-	/* The password psync just wrote is known too: the same again is
-	   verified (a fingerprint never decides "unchanged" by itself). */
-	c = apply_counted(fx, pw, &r);
-	assert_int_equal(r.outcome, STORE_UNCHANGED);
-	assert_counts(c, 1, 0);
 }
 
 static void
-test_fingerprint_collision_is_verified_and_applied(void **state)
+test_without_check_unchanged_the_password_is_hashed_without_verify(
+    void **state)
 {
 	struct fixture *fx = *state;
 	struct store_result r;
-	struct counts c;
-	char pw[64], hash[256];
+	char hash[256], *now;
 
-	fp_know_alice(fx);
-	/* Another password with the same 4-bit tag: one in 16 do. */
-	pick_password(fx, "alice-old", true, pw, sizeof(pw));
-	c = apply_counted(fx, pw, &r);
+	/* The same password as stored: no verify, a new hash is written. */
+	assert_int_equal(apply_counted(fx, "alice-old", false, &r), 0);
+	assert_int_equal(r.code, PSYNC_OK);
 	assert_int_equal(r.outcome, STORE_APPLIED);
-	assert_counts(c, 1, 0);
-	alice_hash(fx, hash, sizeof(hash));
-	assert_true(store_hash_verify(pw, hash));
-}
-
-static void
-test_fingerprint_of_a_hash_replaced_outside_psync_is_not_used(void **state)
-{
-	struct fixture *fx = *state;
-	struct store_hash_params p = { HASH_SHA256, 1000, 1000 };
-	struct store_result r;
-	struct psync_err err;
-	struct counts c;
-	char pw[64], outside[256], line[512], *now, *changed;
-
-	fp_know_alice(fx);
-	/*
-	 * passwd sets a password whose tag against the new hash differs
-	 * from the one kept: were the kept fingerprint trusted for a hash it
-	 * does not belong to, this change would be written, not "unchanged".
-	 */
-	pick_password(fx, "alice-old", false, pw, sizeof(pw));
-	assert_int_equal(store_hash_password(&p, pw, outside, sizeof(outside),
-	    &err), 0);
-	snprintf(line, sizeof(line), "alice:%s:19000:0:99999:7:::", outside);
 	now = read_all(fx->shadow);
-	changed = replace_line(now, "alice", line);
-	write_file(fx->shadow, changed, 0640);
+	field_of(now, "alice", 1, hash, sizeof(hash));
 	free(now);
-	free(changed);
-	c = apply_counted(fx, pw, &r);
-	assert_int_equal(r.outcome, STORE_UNCHANGED);
-	assert_counts(c, 1, 0);
-}
-
-static void
-test_fingerprints_under_another_host_key_are_forgotten(void **state)
-{
-	struct fixture *fx = *state;
-	struct store_result r;
-	struct counts c;
-	char pw[64];
-
-	fp_know_alice(fx);
-	fp_on(fx, fp_key_b);
-	pick_password(fx, "alice-old", false, pw, sizeof(pw));
-	c = apply_counted(fx, pw, &r);
+	assert_string_not_equal(hash, fx->hash_a);
+	assert_true(store_hash_verify("alice-old", hash));
+	assert_int_equal(apply_counted(fx, "alice-new", false, &r), 0);
 	assert_int_equal(r.outcome, STORE_APPLIED);
-	assert_counts(c, 1, 0);
 }
 
 static void
-test_fingerprint_database_is_private_and_holds_no_password(void **state)
+test_check_unchanged_is_per_change_within_one_batch(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_change c[2] = {
+		{ "alice", STORE_SECRET_CLEARTEXT, "alice-old", true },
+		{ "carol", STORE_SECRET_CLEARTEXT, "carol-old", false },
+	};
+	struct store_result r[2];
+	unsigned long before = store_stat_verified;
+
+	assert_int_equal(store_apply(&fx->conf, c, 2, r), 0);
+	assert_int_equal(store_stat_verified - before, 1);
+	assert_int_equal(r[0].outcome, STORE_UNCHANGED);
+	assert_int_equal(r[1].outcome, STORE_APPLIED);
+}
+
+static void
+test_costly_hash_from_a_peer_is_code_9_and_not_stored(void **state)
 {
 	struct fixture *fx = *state;
 	struct store_result r;
-	struct stat st;
-	char db[160], *bytes;
+	char *now;
 
-	umask(022);
-	fp_on(fx, fp_key_a);
-	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, "Secret-Alice-9", &r);
+	apply1(fx, "alice", STORE_SECRET_HASH, "$6$rounds=999999999$abcdefgh$"
+	    "C/UyUIoYbYZoxRzWA1jhrMzCtoWAP4X1Y3K19W9MF2iadjXK6APn0m0eIbRgBIBf9"
+	    "YqHG5NBvs.aaEUSctcx51", &r);
+	assert_int_equal(r.code, PSYNC_E_BAD_PASSWORD);
+	assert_int_equal(r.outcome, STORE_FAILED);
+	assert_non_null(strstr(r.reason, "alice"));
+	assert_non_null(strstr(r.reason, "rounds 999999999"));
+	apply1(fx, "alice", STORE_SECRET_HASH, "$2b$31$CocejWtg.b4pK.Kx4CAsZOqy"
+	    "WBWYx2MJbvyVONkO8OWU1ZCI5KdES", &r);
+	assert_int_equal(r.code, PSYNC_E_BAD_PASSWORD);
+	assert_non_null(strstr(r.reason, "bcrypt cost 31"));
+	now = read_all(fx->shadow);
+	assert_string_equal(now, fx->orig);
+	free(now);
+	/* The store's own limits apply: a lower one refuses more. */
+	fx->conf.hash_limits.rounds = 1000;
+	apply1(fx, "alice", STORE_SECRET_HASH, "$5$oThbi3nsHvYfOhRv$mmAOkR6qBinQ"
+	    "HhmodDSnpZ07828FcWgla.GZqHzsqj0", &r);
+	assert_int_equal(r.code, PSYNC_E_BAD_PASSWORD);
+	assert_non_null(strstr(r.reason, "rounds 5000 are above the limit 1000"));
+}
+
+static void
+test_stored_hash_above_the_limits_is_never_verified(void **state)
+{
+	struct fixture *fx = *state;
+	struct store_result r;
+	char hash[256], *now;
+
+	/* alice's stored hash has 1000 rounds; the limit says at most 999. */
+	fx->conf.hash_limits.rounds = 999;
+	assert_int_equal(apply_counted(fx, "alice-old", true, &r), 0);
 	assert_int_equal(r.outcome, STORE_APPLIED);
-	snprintf(db, sizeof(db), "%s/state/fingerprints.db", fx->dir);
-	assert_int_equal(stat(db, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0600);
-	snprintf(db, sizeof(db), "%s/state", fx->dir);
-	assert_int_equal(stat(db, &st), 0);
-	assert_int_equal(st.st_mode & 0777, 0700);
-	snprintf(db, sizeof(db), "%s/state/fingerprints.db", fx->dir);
-	bytes = read_all(db);
-	assert_null(strstr(bytes, "Secret-Alice-9"));
-	free(bytes);
+	now = read_all(fx->shadow);
+	field_of(now, "alice", 1, hash, sizeof(hash));
+	free(now);
+	assert_true(store_hash_verify("alice-old", hash));
+	fx->conf.hash_limits.rounds = 0;
+	assert_int_equal(apply_counted(fx, "alice-old", true, &r), 1);
+}
+
+/* A file of the old fingerprint database (or its journals) in dir. */
+static void
+make_fp_file(const char *dir, const char *suffix)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/fingerprints.db%s", dir, suffix);
+	write_file(path, "SQLite format 3", 0600);
+}
+
+static bool
+exists(const char *dir, const char *name)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	return access(path, F_OK) == 0;
 }
 
 static void
-test_broken_fingerprint_database_is_made_anew_or_refused(void **state)
+test_old_fingerprint_database_is_removed_at_the_first_batch(void **state)
 {
 	struct fixture *fx = *state;
 	struct store_result r;
-	struct psync_err err;
-	struct counts c;
-	char dir[128], db[160], pw[64];
+	char dir[128];
 
 	snprintf(dir, sizeof(dir), "%s/state", fx->dir);
-	snprintf(db, sizeof(db), "%s/fingerprints.db", dir);
 	assert_int_equal(mkdir(dir, 0700), 0);
-	write_file(db, "this is not an SQLite database, not at all......."
-	    "................................................", 0600);
-	fp_know_alice(fx);
-	pick_password(fx, "alice-old", false, pw, sizeof(pw));
-	c = apply_counted(fx, pw, &r);
-	assert_int_equal(c.skipped, 1);
-
-	/* A database that cannot be opened at a batch (here a directory
-	   took its place) costs only the verify. */
-	assert_int_equal(unlink(db), 0);
-	assert_int_equal(mkdir(db, 0700), 0);
-	c = apply_counted(fx, "alice-fourth", &r);
+	make_fp_file(dir, "");
+	make_fp_file(dir, "-wal");
+	make_fp_file(dir, "-shm");
+	fx->conf.state_dir = dir;
+	apply1(fx, "alice", STORE_SECRET_CLEARTEXT, "alice-new", &r);
 	assert_int_equal(r.outcome, STORE_APPLIED);
-	assert_counts(c, 1, 0);
-	assert_int_equal(rmdir(db), 0);
+	assert_false(exists(dir, "fingerprints.db"));
+	assert_false(exists(dir, "fingerprints.db-wal"));
+	assert_false(exists(dir, "fingerprints.db-shm"));
+	/* Nothing else is created there. */
+	assert_false(exists(dir, "fingerprints.db-journal"));
+	fx->conf.state_dir = NULL;
+}
 
-	/* A directory others may write is refused, naming it; the store
-	   then verifies every change. */
-	store_fp_disable();
-	assert_int_equal(chmod(dir, 0777), 0);
-	assert_int_equal(store_fp_enable(dir, fp_key_a, &err), -1);
-	assert_non_null(strstr(err.msg, dir));
-	assert_non_null(strstr(err.msg, "world-writable"));
-	c = apply_counted(fx, "alice-third", &r);
-	assert_int_equal(r.outcome, STORE_APPLIED);
-	assert_counts(c, 1, 0);
+static void
+test_retire_fingerprints(void **state)
+{
+	struct fixture *fx = *state;
+	struct psync_err err;
+	char dir[128];
+
+	snprintf(dir, sizeof(dir), "%s/state", fx->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	assert_int_equal(store_retire_fingerprints(dir, &err), 0);
+	make_fp_file(dir, "");
+	assert_int_equal(store_retire_fingerprints(dir, &err), 1);
+	assert_false(exists(dir, "fingerprints.db"));
+	make_fp_file(dir, "-journal");
+	assert_int_equal(store_retire_fingerprints(dir, &err), 1);
+	assert_false(exists(dir, "fingerprints.db-journal"));
+	assert_false(exists(dir, "fingerprints.db"));
+	/* A database that cannot be removed is an error naming it. */
+	snprintf(dir, sizeof(dir), "%s/state/fingerprints.db", fx->dir);
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(dir, sizeof(dir), "%s/state/fingerprints.db/x", fx->dir);
+	write_file(dir, "x", 0600);
+	snprintf(dir, sizeof(dir), "%s/state", fx->dir);
+	assert_int_equal(store_retire_fingerprints(dir, &err), -1);
+	assert_non_null(strstr(err.msg, "fingerprints.db"));
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -941,6 +954,7 @@ main(void)
 		T(test_identical_hash_is_unchanged_different_hash_is_stored),
 		T(test_malformed_hash_secret_is_code_9),
 		T(test_locked_account_keeps_its_lock_prefix),
+		T(test_lock_markers_are_kept_and_no_account_is_unlocked),
 		T(test_unknown_user_is_code_12_and_others_still_apply),
 		T(test_nis_compat_line_is_not_a_user),
 		T(test_unparsable_user_line_is_code_21_others_apply),
@@ -954,12 +968,13 @@ main(void)
 		T(test_hashes_in_passwd_rewrites_field_2_of_passwd),
 		T(test_invalid_user_and_empty_password_are_refused),
 		T(test_nis_make_runs_after_a_change_and_failure_is_code_10),
-		T(test_fingerprint_proves_a_new_password_different_without_verify),
-		T(test_fingerprint_collision_is_verified_and_applied),
-		T(test_fingerprint_of_a_hash_replaced_outside_psync_is_not_used),
-		T(test_fingerprints_under_another_host_key_are_forgotten),
-		T(test_fingerprint_database_is_private_and_holds_no_password),
-		T(test_broken_fingerprint_database_is_made_anew_or_refused),
+		T(test_check_unchanged_verifies_and_finds_the_same_password),
+		T(test_without_check_unchanged_the_password_is_hashed_without_verify),
+		T(test_check_unchanged_is_per_change_within_one_batch),
+		T(test_costly_hash_from_a_peer_is_code_9_and_not_stored),
+		T(test_stored_hash_above_the_limits_is_never_verified),
+		T(test_old_fingerprint_database_is_removed_at_the_first_batch),
+		T(test_retire_fingerprints),
 		cmocka_unit_test(test_line_parser_field_counts_and_numbers),
 		cmocka_unit_test(test_batch_input_lines_and_their_errors),
 	};

@@ -216,11 +216,11 @@ test_sigkilled_writer_leaves_old_or_new_file_never_a_mix(void **state)
 		for (i = 0; i < HASH_N; i++)
 			c->ch_h[t][i] = (struct store_change){
 			    c->names[HASH_FIRST + i], STORE_SECRET_HASH,
-			    c->hash[t] };
+			    c->hash[t], true };
 		for (i = 0; i < CLEAR_N; i++)
 			c->ch_c[t][i] = (struct store_change){
 			    c->names[CLEAR_FIRST + i], STORE_SECRET_CLEARTEXT,
-			    pw[t] };
+			    pw[t], true };
 	}
 	make_file(c);
 	srandom((unsigned)time(NULL) ^ (unsigned)getpid());

@@ -129,6 +129,7 @@ struct srv {
 	int			 hello_code;
 	int			 answered;
 	char			 group[32];
+	bool			 cleanses;
 	char			 peer[FRAME_NAME_MAX + 1];
 	struct psync_err	 err;
 };
@@ -171,6 +172,7 @@ srv_main(void *arg)
 	str_copy(s->peer, wire_peer_name(c), sizeof(s->peer));
 	if (wire_kex_group(c) != NULL)
 		str_copy(s->group, wire_kex_group(c), sizeof(s->group));
+	s->cleanses = wire_cleanses_plaintext(c);
 	if (s->mode == SRV_HANDSHAKE)
 		goto done;
 	memset(&ours, 0, sizeof(ours));
@@ -317,6 +319,8 @@ test_psk_handshake_uses_ecdhe_and_tls13_then_hello_exchange(void **state)
 	}
 	assert_string_equal(wire_tls_version(c), "TLSv1.3");
 	assert_string_equal(wire_cipher(c), "TLS_AES_256_GCM_SHA384");
+	/* Record buffers that held a password are wiped, on both sides. */
+	assert_true(wire_cleanses_plaintext(c));
 	/* psk_dhe_ke: an ephemeral key share was exchanged. */
 	assert_non_null(wire_kex_group(c));
 	assert_string_equal(wire_kex_group(c), "x25519");
@@ -332,6 +336,7 @@ test_psk_handshake_uses_ecdhe_and_tls13_then_hello_exchange(void **state)
 	assert_int_equal(s.hello_rc, 0);
 	assert_string_equal(s.peer, "client-node");
 	assert_string_equal(s.group, "x25519");
+	assert_true(s.cleanses);
 }
 
 static void
