@@ -626,6 +626,7 @@ static cfg_opt_t peer_opts[] = {
 	CFG_STR_LIST("trusted-addresses", empty_list,		CFGF_NONE),
 	CFG_INT_CB("direction",		DIR_BOTH,	CFGF_NONE, parse_direction),
 	CFG_BOOL("relay",		cfg_false,	CFGF_NONE),
+	CFG_BOOL("accept-hashes",	cfg_false,	CFGF_NONE),
 	CFG_STR("ca-file",		"",		CFGF_NONE),
 	CFG_STR("cert-file",		"",		CFGF_NONE),
 	CFG_STR("cert-key-file",	"",		CFGF_NONE),
@@ -800,6 +801,7 @@ convert_peer(cfg_t *sec, struct peer_conf *p)
 	}
 	p->direction = (enum peer_direction)(int)cfg_getint(sec, "direction");
 	p->relay = cfg_getbool(sec, "relay");
+	p->accept_hashes = cfg_getbool(sec, "accept-hashes");
 	p->ca_file = dup_or_null(cfg_getstr(sec, "ca-file"));
 	p->cert_file = dup_or_null(cfg_getstr(sec, "cert-file"));
 	p->cert_key_file = dup_or_null(cfg_getstr(sec, "cert-key-file"));
@@ -930,6 +932,13 @@ check_key_file(const char *peer, const char *path, int line)
 	close(fd);
 }
 
+static bool
+rules_set(const struct pw_rules *r)
+{
+	return r->min_length != 0 || r->max_length != 0 ||
+	    r->min_classes != 0 || r->reject_username;
+}
+
 static void
 check_whole(const struct psync_config *c, bool check_files)
 {
@@ -969,6 +978,13 @@ check_whole(const struct psync_config *c, bool check_files)
 			    "but no 'listen psync' section is enabled: nothing "
 			    "will arrive from it", p->name);
 		}
+		/* A hash cannot be held to password rules. */
+		if (p->accept_hashes && (p->direction & DIR_RECEIVE) &&
+		    rules_set(&c->policy.rules))
+			conf_warning(p->line, "peer '%s': accept-hashes = true: "
+			    "its crypt hashes are stored without this host's "
+			    "password rules (min-length, min-classes...), which "
+			    "only a password can be checked against", p->name);
 		if (check_files) {
 			check_key_file(p->name, p->key_file, p->line);
 			check_key_file(p->name, p->cert_key_file, p->line);

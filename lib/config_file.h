@@ -113,6 +113,7 @@ struct peer_conf {
 	size_t		 n_trusted;
 	enum peer_direction direction;
 	bool		 relay;		/* forward changes received from others */
+	bool		 accept_hashes;	/* take crypt hashes, not only passwords */
 	char		*ca_file;	/* X.509 mutual TLS instead of the PSK */
 	char		*cert_file;
 	char		*cert_key_file;

@@ -87,6 +87,19 @@ judge_apply(const struct psync_config *conf, const struct policy *pol,
 			item_set(it, v.code, v.msgno, STORE_FAILED, v.reason);
 			continue;
 		}
+		/* Password rules cannot be checked on a hash: only peers
+		   trusted with that may send one. */
+		if (it->kind == STORE_SECRET_HASH && it->peer != NULL &&
+		    !it->peer->accept_hashes && !it->check_only) {
+			char why[320];
+
+			snprintf(why, sizeof(why), "peer %.200s may not send "
+			    "crypt hashes here (accept-hashes is false): this "
+			    "host's password rules cannot be checked on a hash",
+			    it->peer->name);
+			item_set(it, PSYNC_E_BAD_PASSWORD, 0, STORE_FAILED, why);
+			continue;
+		}
 		it->judged = true;
 		if (it->check_only) {
 			item_set(it, PSYNC_OK, 0, STORE_UNCHANGED,

@@ -33,7 +33,10 @@
 #define CHILD_BATCH_MAX		64	/* changes forwarded per round */
 #define CHILD_REPLY_TIMEOUT_MS	60000	/* waiting for the parent */
 #define CHILD_RESULT_TIMEOUT_MS	30000	/* waiting for a peer's RESULT */
-#define CHILD_HELLO_TIMEOUT_MS	10000
+#define CHILD_HELLO_TIMEOUT_MS	3000	/* TLS handshake and HELLO */
+#define CHILD_RESERVED		16	/* slots kept for configured peers */
+#define CHILD_UNAUTH_PER_ADDR	4	/* in handshake from one address */
+#define CHILD_UNAUTH_ADDRS	128	/* addresses tracked at once */
 #define CHILD_TABLE_WAIT_MS	10000	/* for the promoted key's table */
 #define CHILD_CAPS		(FRAME_CAP_CRYPT_HASH | FRAME_CAP_KEY_ROTATION)
 
@@ -123,6 +126,10 @@ struct net {
 	uint32_t		 next_reqid;
 	struct worker		*workers;
 	unsigned int		 conns;
+	struct {
+		char		addr[46];	/* INET6_ADDRSTRLEN */
+		unsigned int	count;
+	}			 unauth[CHILD_UNAUTH_ADDRS];
 	atomic_bool		 stopping;
 	/* psync */
 	struct wire_server	*srv;
@@ -165,6 +172,8 @@ int	net_resolver_start(struct net *n, const char *user);
 void	net_resolver_stop(struct net *n);
 /* Fill p->address (numeric) or p->resolve_error from p->host. */
 void	net_resolve(struct net *n, struct pmsg_peer *p);
+/* Did the resolver's cache turn host into addr? */
+bool	net_resolved_is(const char *host, const char *addr);
 /* The resolver process's own main loop (in the forked process). */
 _Noreturn void net_resolver_main(int fd);
 

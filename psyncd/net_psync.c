@@ -6,6 +6,7 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -139,11 +140,117 @@ psync_key_proposed(struct net *n, struct wire_conn *c, const char *peer, uint32_
 	return ok;
 }
 
-/* What an accepted connection's thread gets. */
+/*
+ * Admission. Connections that have not finished their handshake yet are
+ * what a flood consists of, so they are counted per source address
+ * (CHILD_UNAUTH_PER_ADDR) and in all; the last CHILD_RESERVED slots are
+ * kept for the addresses of configured peers, so that one gets in while
+ * strangers fill the rest. A handshake has CHILD_HELLO_TIMEOUT_MS.
+ */
 struct psync_conn_arg {
 	struct net	*n;
 	int		 fd;
+	char		 addr[INET6_ADDRSTRLEN];
+	bool		 counted_unauth;
 };
+
+static void
+addr_text(const struct sockaddr_storage *ss, char *out, size_t len)
+{
+	const void *a = ss->ss_family == AF_INET6 ?
+	    (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+	    (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+	if (inet_ntop(ss->ss_family, a, out, (socklen_t)len) == NULL)
+		str_copy(out, "?", len);
+	/* An IPv4 client of a dual-stack socket: compare it as IPv4. */
+	if (strncmp(out, "::ffff:", 7) == 0 && strchr(out + 7, ':') == NULL)
+		memmove(out, out + 7, strlen(out + 7) + 1);
+}
+
+/* Is addr the address of a configured peer? n->lock held. */
+static bool
+addr_is_peer(struct net *n, const char *addr)
+{
+	size_t i, j;
+
+	for (i = 0; i < n->n_peers; i++) {
+		if (strcmp(n->peers[i].host, addr) == 0 ||
+		    net_resolved_is(n->peers[i].host, addr))
+			return true;
+		for (j = 0; j < n->peers[i].n_trusted; j++)
+			if (strcmp(n->peers[i].trusted[j], addr) == 0)
+				return true;
+	}
+	return false;
+}
+
+/* Unauthenticated connections from addr; n->lock held. */
+static unsigned int *
+unauth_slot(struct net *n, const char *addr, bool make)
+{
+	size_t i, free_i = CHILD_UNAUTH_ADDRS;
+
+	for (i = 0; i < CHILD_UNAUTH_ADDRS; i++) {
+		if (n->unauth[i].count > 0 &&
+		    strcmp(n->unauth[i].addr, addr) == 0)
+			return &n->unauth[i].count;
+		if (n->unauth[i].count == 0 && free_i == CHILD_UNAUTH_ADDRS)
+			free_i = i;
+	}
+	if (!make || free_i == CHILD_UNAUTH_ADDRS)
+		return NULL;
+	str_copy(n->unauth[free_i].addr, addr, sizeof(n->unauth[free_i].addr));
+	return &n->unauth[free_i].count;
+}
+
+/* The handshake is over (or the connection is): it no longer counts. */
+static void
+unauth_done(struct psync_conn_arg *a)
+{
+	unsigned int *c;
+
+	if (!a->counted_unauth)
+		return;
+	pthread_mutex_lock(&a->n->lock);
+	c = unauth_slot(a->n, a->addr, false);
+	if (c != NULL && *c > 0)
+		(*c)--;
+	pthread_mutex_unlock(&a->n->lock);
+	a->counted_unauth = false;
+}
+
+/* May a new connection from addr in? Counts it when it may. */
+static bool
+admit(struct net *n, struct psync_conn_arg *a)
+{
+	unsigned int *c;
+	bool peer, ok = false;
+	const char *why = "";
+
+	pthread_mutex_lock(&n->lock);
+	peer = addr_is_peer(n, a->addr);
+	c = unauth_slot(n, a->addr, true);
+	if (c == NULL)
+		why = "too many addresses in handshake at once";
+	else if (*c >= CHILD_UNAUTH_PER_ADDR && !peer)
+		why = "too many connections in handshake from this address";
+	else if (n->conns >= CHILD_MAX_CONNS)
+		why = "every connection slot is taken";
+	else if (n->conns >= CHILD_MAX_CONNS - CHILD_RESERVED && !peer)
+		why = "the remaining slots are kept for configured peers";
+	else {
+		n->conns++;
+		(*c)++;
+		a->counted_unauth = true;
+		ok = true;
+	}
+	pthread_mutex_unlock(&n->lock);
+	if (!ok)
+		log_peer_warnx(a->addr, "psync listener: refused a connection "
+		    "from %s: %s", a->addr, why);
+	return ok;
+}
 
 static void *
 psync_conn_thread(void *arg)
@@ -161,7 +268,6 @@ psync_conn_thread(void *arg)
 	uint32_t auth_id = 0;
 	size_t nf = 0, i, k;
 
-	free(a);
 	memset(&p, 0, sizeof(p));
 	fs = calloc(CHILD_BATCH_MAX, sizeof(*fs));
 	if (fs == NULL) {
@@ -192,6 +298,7 @@ psync_conn_thread(void *arg)
 	}
 	log_debug("psync listener: peer %s connected from %s with key id %u",
 	    peer, wire_peer_address(c), auth_id);
+	unauth_done(a);
 	if (auth_id != 0 && net_peer_copy(n, peer, &p) == 0 && p.has_next &&
 	    p.next_id == auth_id)
 		net_key_used(n, peer, auth_id);
@@ -248,9 +355,11 @@ done:
 	}
 	if (c != NULL)
 		wire_close(c);
+	unauth_done(a);
 	pthread_mutex_lock(&n->lock);
 	n->conns--;
 	pthread_mutex_unlock(&n->lock);
+	free(a);
 	return NULL;
 }
 
@@ -259,6 +368,8 @@ psync_accept_thread(void *arg)
 {
 	struct net *n = arg;
 	struct psync_conn_arg *a;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
 	struct pollfd p;
 	pthread_attr_t attr;
 	pthread_t t;
@@ -271,32 +382,32 @@ psync_accept_thread(void *arg)
 		p.events = POLLIN;
 		if (poll(&p, 1, 500) <= 0)
 			continue;
-		fd = accept4(NET_FD_PSYNC, NULL, NULL, SOCK_CLOEXEC);
+		sslen = sizeof(ss);
+		fd = accept4(NET_FD_PSYNC, (struct sockaddr *)&ss, &sslen,
+		    SOCK_CLOEXEC);
 		if (fd == -1)
 			continue;
-		pthread_mutex_lock(&n->lock);
-		if (n->conns >= CHILD_MAX_CONNS) {
-			pthread_mutex_unlock(&n->lock);
-			log_warnx("psync listener: %d connections already; "
-			    "refusing one more", CHILD_MAX_CONNS);
+		a = calloc(1, sizeof(*a));
+		if (a == NULL) {
 			close(fd);
 			continue;
 		}
-		n->conns++;
-		pthread_mutex_unlock(&n->lock);
-		a = malloc(sizeof(*a));
-		if (a != NULL) {
-			a->n = n;
-			a->fd = fd;
-		}
-		if (a == NULL || pthread_create(&t, &attr, psync_conn_thread,
-		    a) != 0) {
-			log_warnx("psync listener: cannot start a thread");
-			free(a);
+		a->n = n;
+		a->fd = fd;
+		addr_text(&ss, a->addr, sizeof(a->addr));
+		if (!admit(n, a)) {
 			close(fd);
+			free(a);
+			continue;
+		}
+		if (pthread_create(&t, &attr, psync_conn_thread, a) != 0) {
+			log_warnx("psync listener: cannot start a thread");
+			close(fd);
+			unauth_done(a);
 			pthread_mutex_lock(&n->lock);
 			n->conns--;
 			pthread_mutex_unlock(&n->lock);
+			free(a);
 		}
 	}
 	pthread_attr_destroy(&attr);

@@ -353,3 +353,18 @@ net_resolve(struct net *n, struct pmsg_peer *p)
 	if (w.code != PSYNC_E_UPDATE_FAILED)
 		cache_put(p, now);
 }
+
+bool
+net_resolved_is(const char *host, const char *addr)
+{
+	size_t i;
+	bool yes = false;
+
+	pthread_mutex_lock(&cache_lock);
+	for (i = 0; i < DNS_CACHE && !yes; i++)
+		yes = cache[i].host[0] != '\0' &&
+		    strcmp(cache[i].host, host) == 0 &&
+		    strcmp(cache[i].address, addr) == 0;
+	pthread_mutex_unlock(&cache_lock);
+	return yes;
+}

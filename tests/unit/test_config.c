@@ -260,6 +260,21 @@ test_weak_setups_warn_but_load(void **state)
 	assert_string_equal(m.text[0], "t.conf:4: warning: peer 'b': receives "
 	    "over psync but no 'listen psync' section is enabled: nothing will "
 	    "arrive from it");
+	assert_false(config_find_peer(c, "b")->accept_hashes);
+	config_free(c);
+
+	/* Hashes from a peer meet this host's password rules: a warning. */
+	memset(&m, 0, sizeof(m));
+	c = config_load_string("policy {\n min-length = 12\n}\n"
+	    "listen psync {\n}\n"
+	    "peer \"dc\" {\n address = \"192.0.2.2\"\n"
+	    " key-file = \"/nonexistent/dc.key\"\n accept-hashes = true\n}\n",
+	    "t.conf", collect, &m);
+	assert_non_null(c);
+	assert_int_equal(m.n, 1);
+	assert_non_null(strstr(m.text[0], "peer 'dc': accept-hashes = true: "
+	    "its crypt hashes are stored without this host's password rules"));
+	assert_true(config_find_peer(c, "dc")->accept_hashes);
 	config_free(c);
 }
 

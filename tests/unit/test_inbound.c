@@ -426,6 +426,32 @@ test_a_future_stamp_in_the_queue_does_not_freeze_a_user(void **state)
 	assert_true(holds(fx, "bob", "Bob-Present-1"));
 }
 
+/* Hashes only from peers trusted with them (accept-hashes). */
+static void
+test_hashes_only_from_peers_that_may_send_them(void **state)
+{
+	struct fx *fx = *state;
+	struct pending_in p[1];
+	char hash[128];
+	int code;
+
+	str_copy(hash, crypt("Hash-Pass-1", "$6$rounds=1000$saltsalt$"),
+	    sizeof(hash));
+	mk(&p[0], 1, "alice", 1000, 0xa1, hash, -1);
+	inbound_batch(&fx->d, p, 1);
+	assert_non_null(strstr(answer_for(1, &code), "accept-hashes"));
+	assert_int_equal(code, PSYNC_E_BAD_PASSWORD);
+	assert_false(holds(fx, "alice", "Hash-Pass-1"));
+	for (size_t i = 0; i < fx->d.conf->n_peers; i++)
+		if (strcmp(fx->d.conf->peers[i].name, "B") == 0)
+			fx->d.conf->peers[i].accept_hashes = true;
+	n_answers = 0;
+	mk(&p[0], 2, "alice", 2000, 0xa2, hash, -1);
+	inbound_batch(&fx->d, p, 1);
+	assert_string_equal(answer_for(2, &code), "applied");
+	assert_true(holds(fx, "alice", "Hash-Pass-1"));
+}
+
 static void
 test_unknown_peer_is_refused(void **state)
 {
@@ -465,6 +491,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_a_future_stamp_in_the_queue_does_not_freeze_a_user,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_hashes_only_from_peers_that_may_send_them, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_unknown_peer_is_refused, setup, teardown),
 	};
