@@ -6,6 +6,8 @@
  */
 #include "config.h"
 
+#include <pthread.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -211,80 +213,142 @@ inbound_refused(struct psyncd *d, struct inb *b, const struct judge_item *v)
 	inb_answer(d, b, v->code, "%s", v->reason);
 }
 
-void
-inbound_batch(struct psyncd *d, struct pending_in *pend, size_t n)
-{
-	struct inb *bs = NULL;
-	struct judge_item *items = NULL;
-	struct store_env env;
-	struct psync_err err;
-	const char *targets[256];
-	size_t *map = NULL;
-	size_t i, j, nj = 0, nt;
+/* One batch on its way through the three stages below. */
+struct inbound_job {
+	struct pending_in	*pend;		/* the batch (a copy: secrets) */
+	size_t			 n;
+	struct inb		*bs;
+	struct judge_item	*items;
+	size_t			*map;
+	size_t			 nj;
+	const struct psync_config *conf;	/* as of stage 1 */
+	const struct policy	*pol;
+	struct store_env	 env;
+	pthread_t		 thread;
+};
 
-	bs = calloc(n, sizeof(*bs));
-	items = calloc(n, sizeof(*items));
-	map = calloc(n, sizeof(*map));
-	if (bs == NULL || items == NULL || map == NULL) {
+static void
+job_free(struct inbound_job *j)
+{
+	if (j == NULL)
+		return;
+	if (j->pend != NULL)
+		secure_wipe(j->pend, j->n * sizeof(*j->pend));
+	if (j->items != NULL)
+		secure_wipe(j->items, j->n * sizeof(*j->items));
+	free(j->pend);
+	free(j->bs);
+	free(j->items);
+	free(j->map);
+	free(j);
+}
+
+/*
+ * Stage 1, on the loop: everything that asks the queue (applied ids,
+ * newer changes, the echo window) and the newest-in-batch rule. Answers
+ * what it settles; the rest becomes judge items. NULL when nothing is
+ * left to judge (or out of memory, everything answered).
+ */
+static struct inbound_job *
+job_prepare(struct psyncd *d, const struct pending_in *pend, size_t n)
+{
+	struct inbound_job *j;
+	struct psync_err err;
+	size_t i, k;
+
+	j = calloc(1, sizeof(*j));
+	if (j != NULL) {
+		j->n = n;
+		j->pend = calloc(n, sizeof(*j->pend));
+		j->bs = calloc(n, sizeof(*j->bs));
+		j->items = calloc(n, sizeof(*j->items));
+		j->map = calloc(n, sizeof(*j->map));
+	}
+	if (j == NULL || j->pend == NULL || j->bs == NULL || j->items == NULL ||
+	    j->map == NULL) {
 		for (i = 0; i < n; i++)
 			monitor_answer(d, pend[i].reqid, PSYNC_E_UPDATE_FAILED,
 			    "out of memory");
-		goto done;
+		job_free(j);
+		return NULL;
 	}
+	memcpy(j->pend, pend, n * sizeof(*pend));
 	for (i = 0; i < n; i++) {
-		bs[i].p = &pend[i];
-		bs[i].live = inbound_precheck(d, &bs[i]);
+		j->bs[i].p = &j->pend[i];
+		j->bs[i].live = inbound_precheck(d, &j->bs[i]);
 	}
-	inbound_canonical(d, bs, n);
+	inbound_canonical(d, j->bs, n);
 	for (i = 0; i < n; i++)
-		if (bs[i].live)
-			bs[i].live = inbound_history(d, &bs[i]);
+		if (j->bs[i].live)
+			j->bs[i].live = inbound_history(d, &j->bs[i]);
 	/* Two changes for one user in a batch: the newer wins. */
 	for (i = 0; i < n; i++) {
-		for (j = 0; j < n && bs[i].live; j++) {
-			if (i == j || !bs[j].live || bs[j].p->in.mepp_type == 2 ||
-			    bs[i].p->in.mepp_type == 2 ||
-			    strcmp(bs[i].local, bs[j].local) != 0)
+		struct inb *bi = &j->bs[i];
+
+		for (k = 0; k < n && bi->live; k++) {
+			struct inb *bk = &j->bs[k];
+
+			if (i == k || !bk->live || bk->p->in.mepp_type == 2 ||
+			    bi->p->in.mepp_type == 2 ||
+			    strcmp(bi->local, bk->local) != 0)
 				continue;
 			/* Answered once the newer one's fate is known. */
-			if (queue_change_cmp(bs[i].p->in.change.time_ms,
-			    bs[i].p->in.change.id, bs[j].p->in.change.time_ms,
-			    bs[j].p->in.change.id) < 0) {
-				bs[i].live = false;
-				bs[i].beaten_by = j + 1;
+			if (queue_change_cmp(bi->p->in.change.time_ms,
+			    bi->p->in.change.id, bk->p->in.change.time_ms,
+			    bk->p->in.change.id) < 0) {
+				bi->live = false;
+				bi->beaten_by = k + 1;
 			}
 		}
 	}
-	/* Judge and apply the rest together (lib/judge.c). */
 	for (i = 0; i < n; i++) {
-		const struct change *c = &bs[i].p->in.change;
+		const struct change *c = &j->bs[i].p->in.change;
+		struct judge_item *it = &j->items[j->nj];
 
-		if (!bs[i].live)
+		if (!j->bs[i].live)
 			continue;
-		items[nj].user = bs[i].local;
-		items[nj].peer = bs[i].peer;
-		items[nj].kind = c->secret_kind == CHANGE_SECRET_CRYPT ?
+		it->user = j->bs[i].local;
+		it->peer = j->bs[i].peer;
+		it->kind = c->secret_kind == CHANGE_SECRET_CRYPT ?
 		    STORE_SECRET_HASH : STORE_SECRET_CLEARTEXT;
-		items[nj].secret = (const char *)c->secret;
-		items[nj].check_only = bs[i].p->in.mepp_type == 2;
+		it->secret = (const char *)c->secret;
+		it->check_only = j->bs[i].p->in.mepp_type == 2;
 		/*
 		 * The verify against the stored hash ("unchanged") is what ends
 		 * an echo; it is worth its cost only when one is plausible:
 		 * this node sent or applied a change for the user lately.
 		 */
-		items[nj].no_echo = queue_user_recent(d->q, bs[i].local,
+		it->no_echo = queue_user_recent(d->q, j->bs[i].local,
 		    QUEUE_ECHO_WINDOW, &err) == 0;
-		map[nj++] = i;
+		j->map[j->nj++] = i;
 	}
-	memset(&env, 0, sizeof(env));
-	env.q = d->q;
-	env.host_key = d->host_key;
-	env.now_ms = clock_wall_ms();
-	if (nj > 0)
-		(void)judge_apply(d->conf, d->pol, &env, items, nj);
-	for (j = 0; j < nj; j++) {
-		struct judge_item *it = &items[j];
-		struct inb *b = &bs[map[j]];
+	j->conf = d->conf;
+	j->pol = d->pol;
+	j->env.q = d->q;
+	j->env.host_key = d->host_key;
+	j->env.now_ms = clock_wall_ms();
+	return j;
+}
+
+/* Stage 2: the policy and the store, hashing included. */
+static void
+job_run(struct inbound_job *j)
+{
+	if (j->nj > 0)
+		(void)judge_apply(j->conf, j->pol, &j->env, j->items, j->nj);
+}
+
+/* Stage 3, on the loop: record, relay and answer. */
+static void
+job_finish(struct psyncd *d, struct inbound_job *j)
+{
+	struct psync_err err;
+	const char *targets[256];
+	size_t i, k, nt;
+
+	for (k = 0; k < j->nj; k++) {
+		struct judge_item *it = &j->items[k];
+		struct inb *b = &j->bs[j->map[k]];
 		struct change *c = &b->p->in.change;
 
 		str_copy(b->local, it->local, sizeof(b->local));
@@ -334,27 +398,148 @@ inbound_batch(struct psyncd *d, struct pending_in *pend, size_t n)
 	 * superseded only if the newer one took; otherwise it gets the newer
 	 * one's failure, so that its sender tries again.
 	 */
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < j->n; i++) {
 		size_t w = i, hops = 0;
 
-		if (bs[i].beaten_by == 0)
+		if (j->bs[i].beaten_by == 0)
 			continue;
-		while (bs[w].beaten_by != 0 && hops++ < n)
-			w = bs[w].beaten_by - 1;
-		if (bs[w].code == PSYNC_OK)
-			monitor_answer(d, bs[i].p->reqid, PSYNC_OK,
+		while (j->bs[w].beaten_by != 0 && hops++ < j->n)
+			w = j->bs[w].beaten_by - 1;
+		if (j->bs[w].code == PSYNC_OK)
+			monitor_answer(d, j->bs[i].p->reqid, PSYNC_OK,
 			    "superseded");
 		else
-			monitor_answer(d, bs[i].p->reqid, bs[w].code, "a newer "
-			    "change for %s failed here: %s", bs[i].local,
-			    bs[w].reason);
+			monitor_answer(d, j->bs[i].p->reqid, j->bs[w].code,
+			    "a newer change for %s failed here: %s",
+			    j->bs[i].local, j->bs[w].reason);
 	}
-done:
-	if (items != NULL)
-		secure_wipe(items, n * sizeof(*items));
-	free(bs);
-	free(items);
-	free(map);
+}
+
+void
+inbound_batch(struct psyncd *d, struct pending_in *pend, size_t n)
+{
+	struct inbound_job *j = job_prepare(d, pend, n);
+
+	if (j == NULL)
+		return;
+	job_run(j);
+	job_finish(d, j);
+	job_free(j);
+}
+
+/* ---- the applier: stage 2 off the loop -------------------------------- */
+
+static void *
+applier_thread(void *arg)
+{
+	struct psyncd *d = arg;
+	uint64_t one = 1;
+
+	job_run(d->job);
+	if (write(d->job_fd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+		log_warn("inbound: cannot wake the loop");
+	return NULL;
+}
+
+void
+inbound_submit(struct psyncd *d, const struct pending_in *pend, size_t n)
+{
+	struct pending_in *grown;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		if (d->in_wait_n == INBOUND_WAIT_MAX) {
+			/* Bounded: the sender keeps it and tries again. */
+			monitor_answer(d, pend[i].reqid, PSYNC_E_UPDATE_FAILED,
+			    "busy applying earlier changes; try again");
+			continue;
+		}
+		if (d->in_wait_n == d->in_wait_cap) {
+			size_t cap = d->in_wait_cap == 0 ? 64 :
+			    d->in_wait_cap * 2;
+
+			grown = calloc(cap, sizeof(*grown));
+			if (grown == NULL) {
+				monitor_answer(d, pend[i].reqid,
+				    PSYNC_E_UPDATE_FAILED, "out of memory");
+				continue;
+			}
+			if (d->in_wait_n > 0)
+				memcpy(grown, d->in_wait,
+				    d->in_wait_n * sizeof(*grown));
+			if (d->in_wait != NULL)
+				secure_wipe(d->in_wait,
+				    d->in_wait_cap * sizeof(*grown));
+			free(d->in_wait);
+			d->in_wait = grown;
+			d->in_wait_cap = cap;
+		}
+		d->in_wait[d->in_wait_n++] = pend[i];
+	}
+	inbound_kick(d);
+}
+
+void
+inbound_kick(struct psyncd *d)
+{
+	struct inbound_job *j;
+	size_t n;
+
+	while (d->job == NULL && d->in_wait_n > 0) {
+		n = d->in_wait_n < INBOUND_BATCH_MAX ? d->in_wait_n :
+		    INBOUND_BATCH_MAX;
+		j = job_prepare(d, d->in_wait, n);
+		memmove(d->in_wait, d->in_wait + n,
+		    (d->in_wait_n - n) * sizeof(*d->in_wait));
+		d->in_wait_n -= n;
+		secure_wipe(d->in_wait + d->in_wait_n, n * sizeof(*d->in_wait));
+		if (j == NULL)
+			continue;
+		/*
+		 * The samba store writes its echo notes into the queue, which
+		 * only the loop may touch, and hashes nothing itself: it
+		 * stays on the loop. The others hash in the applier.
+		 */
+		if (j->nj == 0 || d->conf->store.type == STORE_SAMBA ||
+		    d->job_fd == -1) {
+			job_run(j);
+			job_finish(d, j);
+			job_free(j);
+			continue;
+		}
+		j->env.q = NULL;
+		d->job = j;
+		if (pthread_create(&j->thread, NULL, applier_thread, d) != 0) {
+			log_warnx("inbound: cannot start the applier thread; "
+			    "applying on the loop");
+			d->job = NULL;
+			job_run(j);
+			job_finish(d, j);
+			job_free(j);
+		}
+	}
+}
+
+void
+inbound_applied(struct psyncd *d)
+{
+	uint64_t v;
+	struct inbound_job *j = d->job;
+
+	while (read(d->job_fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+		;
+	if (j == NULL)
+		return;
+	pthread_join(j->thread, NULL);
+	d->job = NULL;
+	job_finish(d, j);
+	job_free(j);
+	/* A reload during the job kept the old configuration for it. */
+	policy_free(d->retired_pol);
+	config_free(d->retired_conf);
+	d->retired_pol = NULL;
+	d->retired_conf = NULL;
+	inbound_kick(d);
 }
 
 /* ---- clocks ---------------------------------------------------------- */

@@ -125,7 +125,7 @@ on_inbound(struct psyncd *d, struct monitor_batch *b, const struct pmsg *m)
 	b->pend[b->n].reqid = m->reqid;
 	b->pend[b->n].in = m->u.inbound;
 	if (++b->n == INBOUND_BATCH_MAX) {
-		inbound_batch(d, b->pend, b->n);
+		inbound_submit(d, b->pend, b->n);
 		secure_wipe(b->pend, b->n * sizeof(*b->pend));
 		b->n = 0;
 	}
@@ -290,7 +290,7 @@ monitor_readable(struct psyncd *d)
 		d->rlen -= off;
 	}
 	if (b.n > 0)
-		inbound_batch(d, b.pend, b.n);
+		inbound_submit(d, b.pend, b.n);
 done:
 	secure_wipe(b.pend, INBOUND_BATCH_MAX * sizeof(*b.pend));
 	free(b.pend);

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -132,7 +133,7 @@ handle_signals(struct psyncd *d)
 static void
 loop(struct psyncd *d)
 {
-	struct pollfd pfd[4 + CONTROL_CLIENTS_MAX];
+	struct pollfd pfd[5 + CONTROL_CLIENTS_MAX];
 	uint64_t last_tick = 0, last_warn = 0, now;
 	char ev[4096];
 	size_t nfd, i, nctl;
@@ -144,6 +145,7 @@ loop(struct psyncd *d)
 		pfd[nfd++] = (struct pollfd){ d->child_fd, POLLIN, 0 };
 		pfd[nfd++] = (struct pollfd){ d->inotify_fd, POLLIN, 0 };
 		pfd[nfd++] = (struct pollfd){ d->ctl.listen_fd, POLLIN, 0 };
+		pfd[nfd++] = (struct pollfd){ d->job_fd, POLLIN, 0 };
 		nctl = control_pollfds(d, &pfd[nfd], CONTROL_CLIENTS_MAX);
 		nfd += nctl;
 		timeout = d->deliver_soon ? 0 : TICK_MS;
@@ -164,9 +166,11 @@ loop(struct psyncd *d)
 		}
 		if (pfd[3].revents & POLLIN)
 			control_accept(d);
+		if (pfd[4].revents & POLLIN)
+			inbound_applied(d);
 		for (i = 0; i < nctl; i++)
-			if (pfd[4 + i].revents != 0)
-				control_readable(d, pfd[4 + i].fd);
+			if (pfd[5 + i].revents != 0)
+				control_readable(d, pfd[5 + i].fd);
 		now = clock_wall_ms();
 		if (d->deliver_soon || now - last_tick >= TICK_MS) {
 			d->deliver_soon = false;
@@ -197,6 +201,9 @@ parent_main(const struct psyncd_opts *opts)
 	memset(d, 0, sizeof(*d));
 	d->opts = opts;
 	d->child_fd = d->ctl.listen_fd = d->inotify_fd = d->sig_fd = -1;
+	d->job_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (d->job_fd == -1)
+		log_warn("eventfd: inbound changes are applied on the loop");
 	d->conf = config_load(opts->config_path, true, report_problem, NULL);
 	if (d->conf == NULL) {
 		log_warnx("%s: cannot start with this configuration",
@@ -264,12 +271,28 @@ done:
 	control_close_all(d);
 	if (d->conf != NULL && d->ctl.listen_fd != -1)
 		(void)unlink(d->conf->control_socket);
+	if (d->job != NULL) {
+		/*
+		 * The applier is still hashing: do not wait for it (the
+		 * shadow file is replaced by a rename or not at all), and do
+		 * not free what it reads. Its changes were not answered, so
+		 * their senders send them again.
+		 */
+		log_info("psyncd stopped (exit %d) while applying changes; "
+		    "their senders will send them again", rc);
+		_exit(rc);
+	}
 	if (d->inotify_fd != -1)
 		close(d->inotify_fd);
 	if (d->sig_fd != -1)
 		close(d->sig_fd);
 	if (d->child_fd != -1)
 		close(d->child_fd);
+	if (d->job_fd != -1)
+		close(d->job_fd);
+	if (d->in_wait != NULL)
+		secure_wipe(d->in_wait, d->in_wait_cap * sizeof(*d->in_wait));
+	free(d->in_wait);
 	queue_close(d->q);
 	policy_free(d->pol);
 	config_free(d->conf);

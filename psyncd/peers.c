@@ -222,8 +222,14 @@ peers_reload(struct psyncd *d, struct psync_err *err)
 	table = peers_build(d, conf, err);
 	if (table == NULL)
 		goto fail;
-	policy_free(d->pol);
-	config_free(d->conf);
+	if (d->job != NULL && d->retired_conf == NULL) {
+		/* The applier reads the old one until its batch is done. */
+		d->retired_conf = d->conf;
+		d->retired_pol = d->pol;
+	} else {
+		policy_free(d->pol);
+		config_free(d->conf);
+	}
 	d->conf = conf;
 	d->pol = pol;
 	log_set_level(d->opts->debug ? LOG_DEBUG : conf->log.level);

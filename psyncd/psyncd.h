@@ -47,6 +47,7 @@
 #define MAINT_EVERY_MS		(3600 * 1000)	/* queue retention upkeep */
 #define STALE_TMP_SECONDS	60
 #define INBOUND_BATCH_MAX	512
+#define INBOUND_WAIT_MAX	4096	/* changes waiting for the applier */
 #define CHILD_GRACE_MS		5000
 #define RBUF_CAP		(4 * (PMSG_HDR_LEN + PMSG_MAX))
 #define ROT_MAX			64	/* proposals in flight */
@@ -113,6 +114,8 @@ enum child_state {
 	CHILD_STOPPING,		/* SHUTDOWN sent */
 };
 
+struct inbound_job;
+
 /* The root parent's state. */
 struct psyncd {
 	const struct psyncd_opts *opts;
@@ -137,6 +140,16 @@ struct psyncd {
 	struct control		 ctl;
 	struct peer_clock	 clocks[PEER_CLOCKS_MAX];
 	size_t			 n_clocks;
+	/* Inbound changes: the batch the applier thread hashes, the ones
+	   waiting for it, and the configuration a reload retired while
+	   the applier still used it. */
+	struct inbound_job	*job;
+	int			 job_fd;	/* eventfd: the applier is done */
+	struct pending_in	*in_wait;
+	size_t			 in_wait_n;
+	size_t			 in_wait_cap;
+	struct psync_config	*retired_conf;
+	struct policy		*retired_pol;
 	bool			 deliver_soon;
 	bool			 spool_backlog;	/* a spool file waits for the queue */
 	bool			 fatal;
@@ -196,7 +209,16 @@ int	outbound_send_test(struct psyncd *d, const char *user,
 	    const char *peer, const char *password, struct sbuf *out);
 
 /* inbound.c */
+/* Judge and apply a batch now, on the calling thread (tests). */
 void	inbound_batch(struct psyncd *d, struct pending_in *pend, size_t n);
+/* Take changes from the child: they are judged on the loop, hashed and
+   applied by the applier thread, and answered when it is done. */
+void	inbound_submit(struct psyncd *d, const struct pending_in *pend,
+	    size_t n);
+/* Start the next batch when the applier is free. */
+void	inbound_kick(struct psyncd *d);
+/* job_fd is readable: finish the applier's batch, start the next. */
+void	inbound_applied(struct psyncd *d);
 /* Is a stamp within max-clock-skew of our clock (not too far ahead)? */
 bool	clock_stamp_believable(const struct psyncd *d, uint64_t t);
 /* Note a peer's stamp; true when it is too far ahead to take. */
