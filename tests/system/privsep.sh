@@ -22,7 +22,7 @@ trap privsep_cleanup EXIT
 mknode A B "$port_a" "$port_b" 0 ""
 "$PSYNCCTL" keygen "$tmp/A/keys/B.key" >/dev/null
 
-echo "1..7"
+echo "1..8"
 
 t_start() { start A; }
 ok "node A starts with its peer B down" t_start
@@ -105,6 +105,16 @@ t_privs() {
 	{ echo "child root $(readlink /proc/"$child"/root)"; return 1; }
 }
 ok "child and resolver: nobody, no capabilities, no new privileges; the child re-executed and chrooted" t_privs
+
+# The parent dies without a word: its child and resolver follow at once,
+# so that psyncd started again right away can bind the same port.
+t_restart() {
+	kill -KILL "$pid_a"
+	wait "$pid_a" 2>/dev/null
+	start A || { tail -n 5 "$tmp/A/log"; return 1; }
+	! kill -0 "$child" 2>/dev/null && ! kill -0 "$dns" 2>/dev/null
+}
+ok "SIGKILL of the parent: child and resolver are gone and an immediate restart binds the port" t_restart
 stop A
 
 # A private /etc and network for the slow name: the resolver asks a name
