@@ -82,7 +82,7 @@ if ! wineboot --init >"$WIN_BUILD/wineboot.out" 2>&1; then
 fi
 
 . "$top/tests/windows/dll.sh"
-#E2E
+. "$top/tests/windows/e2e.sh"
 #MSI
 
 echo "1..$W_N"

@@ -1,0 +1,156 @@
+# Sourced by tests/windows/run.sh: the agent delivers to psyncd.
+# Host w (198.51.100.1) plays the domain controller: the agent runs there
+# in console mode under wine (its wineserver inside w's network namespace,
+# since wine's sockets are made by the server), and lsa-loader.exe plays
+# LSASS calling psyncpwd.dll. Host b (198.51.100.2) runs the psyncd of the
+# normal build with the agent as a receive-only peer "dc1". A user's new
+# password is proved by a PAM login on b.
+
+. "$top/tests/e2e/lib.sh"
+
+e2e_skip_all() {
+	for _d in "the agent delivers a change and the user logs in on b with it through PAM" \
+	    "a change made while the agent is stopped is delivered when it starts" \
+	    "three changes while b is down: delivered afterwards, the last wins" \
+	    "excluded accounts (deny list, machine account, krbtgt): nothing sent" \
+	    "a wrong key: 8203 on both sides, nothing applied, the change kept"; do
+		w_skip "$_d" "$1"
+	done
+}
+
+if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
+	e2e_skip_all "needs root, ip and unshare"
+elif [ ! -x "$top_builddir/daemon/psyncd" ] || [ ! -x "$top_builddir/tests/pam-auth" ]; then
+	e2e_skip_all "needs the normal build's psyncd and tests/pam-auth in $top_builddir"
+else
+
+wineserver -k >/dev/null 2>&1
+wineserver -w >/dev/null 2>&1
+e2e_init || { echo "Bail out! cannot create the switch"; exit 1; }
+# run.sh's trap cleans the wine prefix; this one adds the test hosts.
+trap 'e2e_cleanup; win_cleanup' EXIT
+e2e_host w 1 && e2e_psync_host b 2 ||
+	{ echo "Bail out! cannot create test hosts"; exit 1; }
+agent_log=$E2E_WORK/agent.log
+: >"$agent_log"
+
+# The wineserver of the prefix lives in w: every wine program below uses it.
+e2e_bg w "$E2E_WORK/wineserver.log" wineserver -f -p
+ws_pid=$E2E_PID
+wrun() { e2e_run w wine "$@"; }
+wagent() { e2e_run w wine "$WIN_BUILD/psync-agent.exe" "$@"; }
+# One change as LSASS would report it: USER PASSWORD.
+notify() {
+	e2e_run w wine "$WIN_BUILD/lsa-loader.exe" "$dll" "$1=hex:$(utf16hex "$2")" >/dev/null
+}
+spool_count() { ls "$spool" 2>/dev/null | grep -c '\.chg$'; }
+agent_start() {
+	e2e_bg w "$agent_log" wine "$WIN_BUILD/psync-agent.exe" run -v
+	agent_pid=$E2E_PID
+	e2e_wait 20 grep -q 'ready: node dc1' "$agent_log"
+}
+agent_stop() {
+	# Ctrl-C is what a console agent understands; TERM ends wine itself.
+	e2e_kill "$agent_pid" INT
+}
+
+"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/b/etc/psync/keys/dc1.key" >/dev/null
+e2e_conf b <<CONF
+peer "dc1" {
+	address = "$E2E_NET.1"
+	key-file = "/etc/psync/keys/dc1.key"
+	direction = receive
+}
+CONF
+for u in alice:2001 bob:2002 carol:2003; do
+	e2e_user b "${u%%:*}" "${u#*:}" "Old-${u%%:*}-Pw1"
+done
+e2e_psyncd_start b || { echo "Bail out! psyncd did not start on b"; exit 1; }
+
+# Configure the agent as an administrator would.
+cp "$E2E_WORK/b/etc/psync/keys/dc1.key" "$E2E_WORK/w/b.key"
+wagent config add-peer b "$E2E_NET.2" 6678 >/dev/null &&
+wagent config set-key b "Z:$E2E_WORK/w/b.key" >/dev/null &&
+wagent config set retry-min 1 && wagent config set retry-max 2 &&
+wagent config set timeout 5 && wagent config deny bob ||
+	{ echo "Bail out! cannot configure the agent"; exit 1; }
+rm -f "$E2E_WORK/w/b.key"
+agent_start || { echo "Bail out! the agent did not start"; cat "$agent_log"; exit 1; }
+
+t_deliver() {
+	notify alice 'Win-Alice-Pw2' &&
+	e2e_wait 30 e2e_login b alice 'Win-Alice-Pw2' &&
+	! e2e_login b alice 'Old-alice-Pw1' &&
+	e2e_wait 10 sh -c "[ \$(ls '$spool' | grep -c '\\.chg\$') -eq 0 ]" &&
+	grep -q 'delivered to peer b' "$agent_log" ||
+	{ tail -n 20 "$agent_log"; tail -n 20 "$(e2e_log b)"; return 1; }
+}
+w_check "the agent delivers a change and the user logs in on b with it through PAM" t_deliver
+
+t_agent_down() {
+	agent_stop
+	notify carol 'While-Agent-Stopped-3' &&
+	[ "$(spool_count)" -eq 1 ] &&
+	! e2e_login b carol 'While-Agent-Stopped-3' &&
+	agent_start &&
+	e2e_wait 30 e2e_login b carol 'While-Agent-Stopped-3' ||
+	{ tail -n 20 "$agent_log"; return 1; }
+}
+w_check "a change made while the agent is stopped is delivered when it starts" t_agent_down
+
+t_peer_down() {
+	e2e_psyncd_stop b
+	notify alice 'Down-Alice-One-4' && notify alice 'Down-Alice-Two-5' &&
+	notify alice 'Down-Alice-Three-6' || return 1
+	e2e_wait 20 grep -q 'peer b: next try' "$agent_log" || return 1
+	sleep 1
+	e2e_psyncd_start b &&
+	e2e_wait 30 e2e_login b alice 'Down-Alice-Three-6' &&
+	! e2e_login b alice 'Down-Alice-One-4' &&
+	! e2e_login b alice 'Down-Alice-Two-5' &&
+	[ "$(grep -c 'for alice superseded by change' "$agent_log")" -eq 2 ] &&
+	e2e_wait 10 sh -c "[ \$(ls '$spool' | grep -c '\\.chg\$') -eq 0 ]" ||
+	{ tail -n 30 "$agent_log"; return 1; }
+}
+w_check "three changes while b is down: delivered afterwards, the last wins" t_peer_down
+
+t_excluded() {
+	notify bob 'Denied-Bob-Pw7' && notify 'DC01$' 'Machine-Pw-8' &&
+	notify krbtgt 'Krbtgt-Pw-9' &&
+	# A change after them: once it is delivered, they were handled.
+	notify carol 'After-Excluded-10' &&
+	e2e_wait 30 e2e_login b carol 'After-Excluded-10' || return 1
+	grep -q '12294: change .* for bob not sent: user refused by policy (in the deny list)' \
+	    "$agent_log" &&
+	grep -q 'for DC01\$ not sent: a machine account' "$agent_log" &&
+	grep -q 'for krbtgt not sent: the Kerberos service account' "$agent_log" &&
+	! grep -Eq 'bob|DC01|krbtgt' "$(e2e_log b)" &&
+	e2e_login b bob 'Old-bob-Pw1' &&
+	e2e_wait 10 sh -c "[ \$(ls '$spool' | grep -c '\\.chg\$') -eq 0 ]" ||
+	{ grep -E 'bob|DC01|krbtgt' "$agent_log" "$(e2e_log b)"; return 1; }
+}
+w_check "excluded accounts (deny list, machine account, krbtgt): nothing sent" t_excluded
+
+t_wrong_key() {
+	"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/b/etc/psync/keys/dc1.key.new" >/dev/null &&
+	mv "$E2E_WORK/b/etc/psync/keys/dc1.key.new" "$E2E_WORK/b/etc/psync/keys/dc1.key" &&
+	e2e_psyncd_stop b && e2e_psyncd_start b || return 1
+	notify carol 'Wrong-Key-Carol-11' &&
+	e2e_wait 30 sh -c "grep -q '8203: secret key mismatch' '$agent_log' &&
+	    grep -q '8203' '$(e2e_log b)'" || { tail -n 20 "$agent_log"; tail "$(e2e_log b)"; return 1; }
+	grep '8203' "$agent_log" | grep -q 'peer b' &&
+	grep '8203' "$(e2e_log b)" | grep -q 'key mismatch' &&
+	e2e_login b carol 'After-Excluded-10' &&
+	! e2e_login b carol 'Wrong-Key-Carol-11' &&
+	[ "$(spool_count)" -eq 1 ] ||
+	{ grep 8203 "$agent_log" "$(e2e_log b)"; return 1; }
+}
+w_check "a wrong key: 8203 on both sides, nothing applied, the change kept" t_wrong_key
+
+agent_stop
+e2e_kill "$ws_pid"
+e2e_cleanup
+trap win_cleanup EXIT
+rm -f "$spool"/*.chg
+
+fi
