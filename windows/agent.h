@@ -39,6 +39,7 @@ enum { LOG_DEBUG_, LOG_INFO_, LOG_WARN_, LOG_ERR_ };
 void	alog(int level, int msgno, const char *fmt, ...)
 	    __attribute__((format(gnu_printf, 3, 4)));
 void	alog_open_eventlog(void);
+void	alog_open_file(void);
 extern bool agent_verbose;
 
 void	conf_defaults(struct agent_conf *c);

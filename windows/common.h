@@ -5,7 +5,13 @@
 #ifndef PSYNC_WIN_COMMON_H
 #define PSYNC_WIN_COMMON_H
 
-#define PSW_DIR		L"%ProgramData%\\psync"
+/*
+ * The agent's directory: ProgramData\psync on the system drive (the drive
+ * of the Windows directory). Not from the environment: LSASS, the service
+ * and an administrator's console must agree, and wine for one gives its
+ * services another %ProgramData% than its consoles.
+ */
+#define PSW_DIR		L"ProgramData\\psync"
 #define PSW_SPOOL	L"spool"		/* sealed changes, one file each */
 #define PSW_KEYS	L"keys"			/* PEER.key, 64 hex digits */
 #define PSW_CONF	L"agent.conf"

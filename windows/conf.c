@@ -25,6 +25,16 @@
 
 bool agent_verbose;
 static HANDLE event_source;
+static FILE *log_file;
+
+/* The service has no console: it also writes agent.log (no secrets ever
+   reach the log), which a test under wine can read. */
+void
+alog_open_file(void)
+{
+	if (log_file == NULL)
+		log_file = _wfopen(wspool_path(L"agent.log"), L"a");
+}
 
 void
 alog_open_eventlog(void)
@@ -53,6 +63,12 @@ alog(int level, int msgno, const char *fmt, ...)
 	    t.wYear, t.wMonth, t.wDay, t.wHour, t.wMinute, t.wSecond,
 	    t.wMilliseconds, names[level], msg);
 	fflush(stderr);
+	if (log_file != NULL) {
+		fprintf(log_file, "%04u-%02u-%02uT%02u:%02u:%02u.%03uZ psync-agent "
+		    "%s: %s\n", t.wYear, t.wMonth, t.wDay, t.wHour, t.wMinute,
+		    t.wSecond, t.wMilliseconds, names[level], msg);
+		fflush(log_file);
+	}
 	if (event_source != NULL && level > LOG_DEBUG_) {
 		type = level == LOG_ERR_ ? EVENTLOG_ERROR_TYPE : level ==
 		    LOG_WARN_ ? EVENTLOG_WARNING_TYPE : EVENTLOG_INFORMATION_TYPE;

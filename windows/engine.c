@@ -430,7 +430,8 @@ agent_run(HANDLE stop, bool until_empty)
 		return -1;
 	}
 	if (rc == 1 || conf.node[0] == 0) {
-		alog(LOG_ERR_, 0, "not configured: psync-agent config init NODE");
+		alog(LOG_ERR_, 0, "not configured: no node name in %ls\\agent.conf "
+		    "(psync-agent config init NODE)", wspool_base());
 		return -1;
 	}
 	if (wspool_key_load(spool_key, err, sizeof(err)) == -1) {

@@ -676,6 +676,7 @@ main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "service") == 0) {
 		alog_open_eventlog();
+		alog_open_file();
 		return StartServiceCtrlDispatcherW(table) ? 0 : 1;
 	}
 	if (strcmp(argv[1], "config") == 0)

@@ -105,8 +105,12 @@ load_key(void)
 	unprotect_fn unprotect;
 	BOOL ok = FALSE;
 
-	n = ExpandEnvironmentStringsW(PSW_DIR, base, MAX_PATH);
-	if (n == 0 || n > MAX_PATH)
+	/* ProgramData\psync on the drive of the Windows directory. */
+	n = GetSystemWindowsDirectoryW(sysdir, MAX_PATH);
+	if (n < 3 || n >= MAX_PATH || sysdir[1] != L':')
+		return FALSE;
+	sysdir[3] = 0;
+	if (!wjoin(base, MAX_PATH, sysdir, PSW_DIR))
 		return FALSE;
 	if (!wjoin(spool_dir, MAX_PATH, base, L"\\" PSW_SPOOL) ||
 	    !wjoin(path, MAX_PATH, base, L"\\" PSW_SPOOL_KEY))

@@ -1,7 +1,8 @@
 # Cross-builds the Windows agent with mingw-w64 (tests/windows/run.sh and
 # tools/check call this; it is not part of the autotools build):
 #   make -C windows -f windows.mk [O=DIR] [OPENSSL=PREFIX]
-# O: where objects and programs go (default ../_build/windows).
+# O: where objects and programs go (default ../_build/windows; wixl wants
+# its files relative to the .wxs, which is copied there).
 # OPENSSL: a mingw64 build of OpenSSL (default: what build-openssl.sh
 # builds or finds cached under /var/cache/psync-windows).
 
@@ -59,7 +60,15 @@ $(O)/lsa-loader.exe: ../tests/windows/lsa-loader.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -static -o $@ $<
 
+# The installer (msitools' wixl), from the two programs above.
+VERSION = $(shell awk -F'[][]' '/^AC_INIT/ { print $$4 }' ../configure.ac)
+msi: $(O)/psync-agent.msi
+$(O)/psync-agent.msi: psync-agent.wxs $(O)/psyncpwd.dll $(O)/psync-agent.exe
+	cp psync-agent.wxs $(O)/psync-agent.wxs
+	cd $(O) && wixl -a x64 -D BinDir=. -D Version=$(or $(VERSION),0.1.0) \
+		-o psync-agent.msi psync-agent.wxs
+
 clean:
 	rm -rf $(O)
 
-.PHONY: all clean
+.PHONY: all clean msi

@@ -19,10 +19,13 @@ wspool_base(void)
 {
 	DWORD n;
 
+	WCHAR win[MAX_PATH];
+
 	if (base_buf[0] == 0) {
-		n = ExpandEnvironmentStringsW(PSW_DIR, base_buf, MAX_PATH);
-		if (n == 0 || n > MAX_PATH)
-			wcscpy(base_buf, L"C:\\ProgramData\\psync");
+		n = GetSystemWindowsDirectoryW(win, MAX_PATH);
+		if (n < 3 || n >= MAX_PATH || win[1] != L':')
+			wcscpy(win, L"C:\\");
+		_snwprintf(base_buf, MAX_PATH, L"%.3ls%ls", win, PSW_DIR);
 	}
 	return base_buf;
 }

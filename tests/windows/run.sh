@@ -24,7 +24,7 @@ for t in x86_64-w64-mingw32-gcc wine wineboot wineserver; do
 done
 
 mkdir -p "$WIN_BUILD"
-if ! make -s -C "$top/windows" -f windows.mk O="$WIN_BUILD" all \
+if ! make -s -C "$top/windows" -f windows.mk O="$WIN_BUILD" all msi \
     >"$WIN_BUILD/make.out" 2>&1; then
 	tail -n 30 "$WIN_BUILD/make.out" | sed 's/^/# /'
 	echo "not ok 1 - the Windows agent builds with mingw-w64"
@@ -58,15 +58,15 @@ w_not_ok() {
 	return 0
 }
 # w_check DESCRIPTION COMMAND...: ok when the command succeeds.
+# The description stays in w_check's own $1, which no test can overwrite.
 w_check() {
-	_d=$1
-	shift
-	if "$@" >"$WINEPREFIX/.out" 2>&1; then
-		w_ok "$_d"
+	if w_check_run "$@"; then
+		w_ok "$1"
 	else
-		w_not_ok "$_d"
+		w_not_ok "$1"
 	fi
 }
+w_check_run() { shift; "$@" >"$WINEPREFIX/.out" 2>&1; }
 w_skip() { W_N=$((W_N + 1)); echo "ok $W_N - $1 # SKIP $2"; }
 
 # The password's UTF-16 code units in hex, as the loader takes them.
@@ -83,7 +83,7 @@ fi
 
 . "$top/tests/windows/dll.sh"
 . "$top/tests/windows/e2e.sh"
-#MSI
+. "$top/tests/windows/msi.sh"
 
 echo "1..$W_N"
 [ "$W_FAILED" -eq 0 ]

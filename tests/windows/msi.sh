@@ -1,0 +1,128 @@
+# Sourced by tests/windows/run.sh: the MSI, and psync-agent install and
+# uninstall, under wine. wine's service manager keeps a service alive only
+# within one wine session, so starting and stopping it happens in one batch
+# file (notes: windows-agent.md).
+
+msi=$WIN_BUILD/psync-agent.msi
+lsa='HKLM\SYSTEM\CurrentControlSet\Control\Lsa'
+svckey='HKLM\SYSTEM\CurrentControlSet\Services\psync-agent'
+pdata=$WINEPREFIX/drive_c/ProgramData/psync
+sys32=$WINEPREFIX/drive_c/windows/system32
+reg_q() {
+	wine reg query "$@" >"$WINEPREFIX/reg.out" 2>/dev/null
+	_r=$?
+	tr -d '\r' <"$WINEPREFIX/reg.out"
+	return $_r
+}
+packages() { reg_q "$lsa" /v 'Notification Packages' | sed -n 's/.*REG_MULTI_SZ *//p'; }
+
+wineserver -k >/dev/null 2>&1
+wineserver -w >/dev/null 2>&1
+# A domain controller has notification packages already: ours goes beside.
+rm -rf "$pdata" "$sys32/psyncpwd.dll"
+wine reg add "$lsa" /v 'Notification Packages' /t REG_MULTI_SZ /d scecli /f >/dev/null 2>&1
+
+t_msi_tables() {
+	msiinfo export "$msi" File >"$WINEPREFIX/msi.file" &&
+	msiinfo export "$msi" ServiceInstall >"$WINEPREFIX/msi.svc" &&
+	msiinfo export "$msi" CustomAction >"$WINEPREFIX/msi.ca" &&
+	msiinfo export "$msi" Directory >"$WINEPREFIX/msi.dir" || return 1
+	cat "$WINEPREFIX"/msi.*
+	grep -q 'psyncpwd.dll' "$WINEPREFIX/msi.file" &&
+	grep -q 'psync-agent.exe' "$WINEPREFIX/msi.file" &&
+	grep -q 'System64Folder' "$WINEPREFIX/msi.dir" &&
+	grep -q 'psync-agent.*service' "$WINEPREFIX/msi.svc" &&
+	grep -q "AgentInstall.*install" "$WINEPREFIX/msi.ca"
+}
+w_check "the MSI (wixl) holds the DLL for the system directory, the agent, its service and the install action" t_msi_tables
+
+t_msi_install() {
+	wine msiexec /i "$(winepath -w "$msi")" /qn /l*v "$(winepath -w "$WINEPREFIX/msi-install.log")"
+	_rc=$?
+	[ $_rc -eq 0 ] || { echo "msiexec: $_rc"; tr -d '\0\r' <"$WINEPREFIX/msi-install.log" | tail -n 30; return 1; }
+	[ -f "$sys32/psyncpwd.dll" ] &&
+	[ -f "$WINEPREFIX/drive_c/Program Files/psync/psync-agent.exe" ]
+}
+w_check "msiexec /i installs it under wine: the DLL in system32, the agent in Program Files" t_msi_install
+
+t_msi_service() {
+	reg_q "$svckey" >"$WINEPREFIX/svc.reg" || return 1
+	cat "$WINEPREFIX/svc.reg"
+	grep -Eq 'ImagePath.*"C:\\Program Files\\psync\\psync-agent\.exe" service' "$WINEPREFIX/svc.reg" &&
+	grep -Eq 'Start +REG_DWORD +0x2' "$WINEPREFIX/svc.reg" &&
+	wine "$WIN_BUILD/psync-agent.exe" status | tr -d '\r' | grep -q 'service: installed'
+}
+w_check "the MSI registers the service psync-agent (automatic start, quoted path, run as 'service')" t_msi_service
+
+t_msi_package() {
+	_p=$(packages)
+	echo "Notification Packages: $_p"
+	echo "$_p" | grep -q 'scecli' && echo "$_p" | grep -q 'psyncpwd'
+}
+w_check "the MSI adds psyncpwd to the LSA's notification packages, keeping the others" t_msi_package
+
+t_msi_config() {
+	[ -d "$pdata/spool" ] && [ -d "$pdata/keys" ] && [ -s "$pdata/spool.key" ]
+}
+w_check "the MSI made the configuration and spool directories and the spool key" t_msi_config
+
+# Start the installed service, let the DLL hand it a change, stop it: one
+# wine session. No peer is configured, so the change stays in the spool.
+t_msi_run() {
+	wine "$WIN_BUILD/psync-agent.exe" config init dc1 >/dev/null || return 1
+	cat >"$WINEPREFIX/svc.bat" <<EOF
+sc start psync-agent
+ping -n 3 127.0.0.1 >NUL
+sc query psync-agent
+"$(winepath -w "$WIN_BUILD/lsa-loader.exe")" psyncpwd.dll svcuser=hex:$(utf16hex 'Svc-Pw-12')
+ping -n 3 127.0.0.1 >NUL
+sc stop psync-agent
+ping -n 3 127.0.0.1 >NUL
+sc query psync-agent
+EOF
+	sed -i 's/$/\r/' "$WINEPREFIX/svc.bat"
+	wine cmd /c "$(winepath -w "$WINEPREFIX/svc.bat")" 2>&1 | tr -d '\r' >"$WINEPREFIX/svc.out"
+	cat "$WINEPREFIX/svc.out" "$pdata/agent.log"
+	grep -q 'RUNNING' "$WINEPREFIX/svc.out" &&
+	grep -q 'ready: node dc1' "$pdata/agent.log" &&
+	grep -q 'change .* for svcuser taken from the spool' "$pdata/agent.log" &&
+	grep -q 'stopping: 1 change left in the spool' "$pdata/agent.log"
+}
+w_check "the installed service runs the agent: it takes the DLL's change from the spool and stops on request" t_msi_run
+
+t_msi_uninstall() {
+	wine msiexec /x "$(winepath -w "$msi")" /qn || return 1
+	_p=$(packages)
+	echo "Notification Packages: $_p"
+	! reg_q "$svckey" >/dev/null &&
+	echo "$_p" | grep -q 'scecli' && ! echo "$_p" | grep -q 'psyncpwd' &&
+	[ ! -f "$sys32/psyncpwd.dll" ] && [ -d "$pdata/spool" ]
+}
+w_check "msiexec /x removes the service, the DLL and psyncpwd from the packages; the spool stays" t_msi_uninstall
+
+# Without the MSI: psync-agent install from a folder holding both files.
+t_cmd_install() {
+	_d=$WINEPREFIX/drive_c/psync-copy
+	mkdir -p "$_d" && cp "$WIN_BUILD/psync-agent.exe" "$WIN_BUILD/psyncpwd.dll" "$_d/" &&
+	wine "$_d/psync-agent.exe" install >"$WINEPREFIX/inst.out" 2>&1
+	_rc=$?
+	tr -d '\r' <"$WINEPREFIX/inst.out"
+	wine "$_d/psync-agent.exe" status | tr -d '\r' >"$WINEPREFIX/status.out"
+	cat "$WINEPREFIX/status.out"
+	[ $_rc -eq 0 ] && grep -q 'reboot' "$WINEPREFIX/inst.out" &&
+	grep -q 'notification package: registered' "$WINEPREFIX/status.out" &&
+	grep -q 'psyncpwd.dll in the system directory: yes' "$WINEPREFIX/status.out" &&
+	grep -q 'service: installed' "$WINEPREFIX/status.out" &&
+	packages | grep -q scecli &&
+	reg_q "$svckey" | grep -q 'ImagePath.*"C:\\psync-copy\\psync-agent.exe" service'
+}
+w_check "psync-agent install registers the package and the service (path quoted) and says a reboot loads the DLL" t_cmd_install
+
+t_cmd_uninstall() {
+	wine "$WINEPREFIX/drive_c/psync-copy/psync-agent.exe" uninstall | tr -d '\r' >"$WINEPREFIX/uninst.out"
+	cat "$WINEPREFIX/uninst.out"
+	grep -q 'reboot' "$WINEPREFIX/uninst.out" &&
+	! reg_q "$svckey" >/dev/null && ! packages | grep -q psyncpwd &&
+	packages | grep -q scecli
+}
+w_check "psync-agent uninstall removes them again, keeping the other packages" t_cmd_uninstall
