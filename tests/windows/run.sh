@@ -7,6 +7,7 @@
 #   msi.sh   the MSI installs under wine and registers the service.
 # Prints one TAP stream (plan at the end). Skips when mingw-w64 or wine is
 # missing (tools/deps windows installs them).
+# Also fuzzes the spool record codec with the host's clang (FUZZ_RUNS).
 # Environment: top_builddir (the normal build, default _build/normal),
 # WIN_BUILD (default _build/windows), PSYNC_WIN_KEEP=1 keeps the wine prefix.
 set -u
@@ -79,6 +80,25 @@ if ! wineboot --init >"$WIN_BUILD/wineboot.out" 2>&1; then
 	sed 's/^/# /' "$WIN_BUILD/wineboot.out"
 	echo "1..1"
 	exit 1
+fi
+
+# The spool record codec, fuzzed on this machine (it is plain C).
+t_fuzz() {
+	_fw=$(mktemp -d)
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -Wall -Wextra -Werror \
+	    -I"$top/windows" "$top/tests/windows/fuzz_spoolrec.c" \
+	    "$top/windows/spoolrec.c" -o "$WIN_BUILD/fuzz_spoolrec" &&
+	(cd "$_fw" && "$WIN_BUILD/fuzz_spoolrec" -runs="${FUZZ_RUNS:-20000}" \
+	    "$_fw" "$top/tests/windows/corpus" >"$_fw/out" 2>&1 ||
+	    { tail -n 30 "$_fw/out"; exit 1; })
+	_r=$?
+	rm -rf "$_fw"
+	return $_r
+}
+if command -v clang >/dev/null 2>&1; then
+	w_check "the spool record codec survives ${FUZZ_RUNS:-20000} libFuzzer inputs and round-trips what it parses" t_fuzz
+else
+	w_skip "the spool record codec survives libFuzzer inputs" "clang is missing"
 fi
 
 . "$top/tests/windows/dll.sh"
