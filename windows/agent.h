@@ -18,8 +18,6 @@ struct agent_peer {
 	char		name[FRAME_NAME_MAX + 1];
 	char		host[256];
 	unsigned int	port;
-	bool		x509;
-	char		ca_file[MAX_PATH], cert_file[MAX_PATH], key_file[MAX_PATH];
 };
 
 struct agent_conf {

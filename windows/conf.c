@@ -6,7 +6,7 @@
  *
  * agent.conf is written by "psync-agent config ..." and lives in a
  * directory only SYSTEM and Administrators can write; one setting a line:
- *   node NAME | peer NAME HOST PORT | x509 PEER CA CERT KEY | deny USER
+ *   node NAME | peer NAME HOST PORT | deny USER
  *   retry-min S | retry-max S | expire S | timeout S
  */
 #include <windows.h>
@@ -162,16 +162,6 @@ conf_line(struct agent_conf *c, char *line, char *err, size_t errlen)
 		str_copy(pe->name, w[1], sizeof(pe->name));
 		str_copy(pe->host, w[2], sizeof(pe->host));
 		pe->port = port;
-	} else if (strcmp(w[0], "x509") == 0 && n == 5) {
-		if ((pe = find_peer(c, w[1])) == NULL) {
-			snprintf(err, errlen, "x509 for %s: no such peer "
-			    "(the peer line comes first)", w[1]);
-			return -1;
-		}
-		pe->x509 = true;
-		str_copy(pe->ca_file, w[2], sizeof(pe->ca_file));
-		str_copy(pe->cert_file, w[3], sizeof(pe->cert_file));
-		str_copy(pe->key_file, w[4], sizeof(pe->key_file));
 	} else if (strcmp(w[0], "deny") == 0 && n == 2 &&
 	    strlen(w[1]) <= FRAME_USER_MAX) {
 		if (c->ndeny == AGENT_DENY_MAX) {
@@ -247,14 +237,9 @@ conf_save(const struct agent_conf *c, char *err, size_t errlen)
 	    "\"psync-agent config ...\"\n");
 	if (c->node[0] != 0)
 		fprintf(f, "node %s\n", c->node);
-	for (i = 0; i < c->npeers; i++) {
+	for (i = 0; i < c->npeers; i++)
 		fprintf(f, "peer %s %s %u\n", c->peers[i].name,
 		    c->peers[i].host, c->peers[i].port);
-		if (c->peers[i].x509)
-			fprintf(f, "x509 %s %s %s %s\n", c->peers[i].name,
-			    c->peers[i].ca_file, c->peers[i].cert_file,
-			    c->peers[i].key_file);
-	}
 	for (i = 0; i < c->ndeny; i++)
 		fprintf(f, "deny %s\n", c->deny[i]);
 	fprintf(f, "retry-min %u\nretry-max %u\nexpire %u\ntimeout %u\n",

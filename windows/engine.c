@@ -274,7 +274,7 @@ deliver(int pi)
 	struct frame f;
 	struct psync_err perr;
 	char err[768];
-	size_t i, sent = 0, answered_before = 0;
+	size_t i, sent = 0;
 	enum tls_status st;
 	int rc = -1;
 
@@ -309,7 +309,6 @@ deliver(int pi)
 		frame_wipe(&f);
 		sent++;
 	}
-	(void)answered_before;
 	while (sent > 0) {
 		st = tls_recv(c, &f, err, sizeof(err));
 		if (st != TLS_FRAME) {
@@ -452,13 +451,7 @@ agent_run(HANDLE stop, bool until_empty)
 		ps->tp.port = ap->port;
 		ps->tp.identity = conf.node;
 		ps->tp.timeout_ms = (int)conf.timeout * 1000;
-		ps->tp.x509 = ap->x509;
-		ps->tp.ca_file = ap->ca_file;
-		ps->tp.cert_file = ap->cert_file;
-		ps->tp.key_file = ap->key_file;
-		if (ap->x509)
-			ps->key_ok = true;
-		else if (conf_key_load(ap->name, ps->tp.key, err, sizeof(err)) == 0)
+		if (conf_key_load(ap->name, ps->tp.key, err, sizeof(err)) == 0)
 			ps->key_ok = true;
 		else
 			alog(LOG_ERR_, 0, "%s", err);

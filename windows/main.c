@@ -40,7 +40,6 @@ usage(void)
 	    "       psync-agent config add-peer NAME HOST [PORT]\n"
 	    "       psync-agent config remove-peer NAME\n"
 	    "       psync-agent config set-key PEER FILE\n"
-	    "       psync-agent config x509 PEER CA-FILE CERT-FILE KEY-FILE\n"
 	    "       psync-agent config deny USER | allow USER\n"
 	    "       psync-agent config set retry-min|retry-max|expire|timeout SECONDS\n");
 }
@@ -173,9 +172,8 @@ cmd_config(int argc, char **argv)
 	if (strcmp(argv[0], "show") == 0 && argc == 1) {
 		printf("node %s\n", c.node[0] != 0 ? c.node : "(none)");
 		for (i = 0; i < c.npeers; i++)
-			printf("peer %s %s %u%s\n", c.peers[i].name,
-			    c.peers[i].host, c.peers[i].port,
-			    c.peers[i].x509 ? " x509" : "");
+			printf("peer %s %s %u\n", c.peers[i].name,
+			    c.peers[i].host, c.peers[i].port);
 		for (i = 0; i < c.ndeny; i++)
 			printf("deny %s\n", c.deny[i]);
 		printf("retry-min %u\nretry-max %u\nexpire %u\ntimeout %u\n",
@@ -216,19 +214,6 @@ cmd_config(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "set-key") == 0 && argc == 3)
 		return cmd_set_key(argv[1], argv[2]);
-	if (strcmp(argv[0], "x509") == 0 && argc == 5) {
-		for (i = 0; i < c.npeers; i++)
-			if (strcmp(c.peers[i].name, argv[1]) == 0)
-				break;
-		if (i == c.npeers)
-			return fail("no peer %s", argv[1]);
-		c.peers[i].x509 = true;
-		str_copy(c.peers[i].ca_file, argv[2], sizeof(c.peers[i].ca_file));
-		str_copy(c.peers[i].cert_file, argv[3],
-		    sizeof(c.peers[i].cert_file));
-		str_copy(c.peers[i].key_file, argv[4], sizeof(c.peers[i].key_file));
-		return save_or_fail(&c);
-	}
 	if (strcmp(argv[0], "deny") == 0 && argc == 2) {
 		for (i = 0; i < c.ndeny; i++)
 			if (_stricmp(c.deny[i], argv[1]) == 0)
@@ -551,13 +536,11 @@ cmd_status(void)
 		printf("configuration: %s\n", err);
 	printf("node: %s\n", c.node[0] != 0 ? c.node : "(not configured)");
 	for (i = 0; i < c.npeers; i++) {
-		bool k = c.peers[i].x509 ||
-		    conf_key_load(c.peers[i].name, key, err, sizeof(err)) == 0;
+		bool k = conf_key_load(c.peers[i].name, key, err, sizeof(err)) == 0;
 
 		secure_wipe(key, sizeof(key));
 		printf("peer %s: %s port %u, %s\n", c.peers[i].name,
-		    c.peers[i].host, c.peers[i].port, c.peers[i].x509 ? "X.509" :
-		    k ? "key present" : "NO KEY");
+		    c.peers[i].host, c.peers[i].port, k ? "key present" : "NO KEY");
 	}
 	_snwprintf(pattern, MAX_PATH, L"%ls\\*%ls", wspool_path(PSW_SPOOL),
 	    PSW_SPOOL_SUFFIX);

@@ -283,12 +283,32 @@ signal_agent(void)
 	}
 }
 
+/* Is every surrogate paired? (Not all WideCharToMultiByte refuse them.) */
+static BOOL
+valid_utf16(const WCHAR *w, ULONG n)
+{
+	ULONG i;
+
+	for (i = 0; i < n; i++) {
+		if (w[i] >= 0xd800 && w[i] <= 0xdbff) {
+			if (i + 1 == n || w[i + 1] < 0xdc00 || w[i + 1] > 0xdfff)
+				return FALSE;
+			i++;
+		} else if (w[i] >= 0xdc00 && w[i] <= 0xdfff) {
+			return FALSE;
+		}
+	}
+	return TRUE;
+}
+
 /* UTF-16 units to UTF-8 bytes; unpaired surrogates fail (-1). */
 static int
 utf8_len(const UNICODE_STRING *s)
 {
 	if (s->Length == 0)
 		return 0;
+	if (!valid_utf16(s->Buffer, s->Length / sizeof(WCHAR)))
+		return -1;
 	return WideCharToMultiByte(CP_UTF8, WC_ERR_INVALID_CHARS, s->Buffer,
 	    s->Length / sizeof(WCHAR), NULL, 0, NULL, NULL);
 }

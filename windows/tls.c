@@ -8,7 +8,6 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
 #include "codes.h"
 #include "frame.h"
@@ -104,21 +103,11 @@ ctx_new(const struct tls_peer *p, char *err, size_t errlen)
 	SSL_CTX_clear_options(ctx, SSL_OP_ALLOW_NO_DHE_KEX);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
-	if (p->x509) {
-		if (SSL_CTX_load_verify_locations(ctx, p->ca_file, NULL) != 1 ||
-		    SSL_CTX_use_certificate_chain_file(ctx, p->cert_file) != 1 ||
-		    SSL_CTX_use_PrivateKey_file(ctx, p->key_file,
-		    SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1)
-			goto fail;
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-		SSL_CTX_set_verify_depth(ctx, 4);
-	} else {
-		if (SSL_CTX_set_ciphersuites(ctx, PSK_SUITE) != 1)
-			goto fail;
-		/* An empty trust store: a certificate instead of our PSK fails. */
-		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
-		SSL_CTX_set_psk_use_session_callback(ctx, use_session);
-	}
+	if (SSL_CTX_set_ciphersuites(ctx, PSK_SUITE) != 1)
+		goto fail;
+	/* An empty trust store: a certificate instead of our PSK fails. */
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+	SSL_CTX_set_psk_use_session_callback(ctx, use_session);
 	return ctx;
 fail:
 	ssl_reason(why, sizeof(why));
@@ -274,29 +263,15 @@ tls_connect(const struct tls_peer *p, char *err, size_t errlen)
 		goto fail;
 	}
 	SSL_set_app_data(c->ssl, c);
-	if (p->x509 && (SSL_set1_host(c->ssl, p->host) != 1 ||
-	    SSL_add1_host(c->ssl, p->name) != 1)) {
-		snprintf(err, errlen, "peer %s: cannot set the name to verify",
-		    p->name);
-		goto fail;
-	}
 	ERR_clear_error();
 	r = SSL_connect(c->ssl);
 	if (r != 1) {
-		long vr = SSL_get_verify_result(c->ssl);
-
 		e = SSL_get_error(c->ssl, r);
 		if (e == SSL_ERROR_SYSCALL && ERR_peek_last_error() == 0) {
 			snprintf(err, errlen, "peer %s (%s): TLS handshake failed: "
 			    "%s", p->name, c->addr,
 			    WSAGetLastError() == WSAETIMEDOUT ? "timed out" :
 			    "the peer closed the connection");
-		} else if (p->x509 && vr != X509_V_OK) {
-			ERR_clear_error();
-			snprintf(err, errlen, "%d: secret key mismatch or packet "
-			    "error: peer %s (%s): certificate check failed: %s",
-			    PSYNC_MSG_KEY_MISMATCH, p->name, c->addr,
-			    X509_verify_cert_error_string(vr));
 		} else {
 			ssl_reason(why, sizeof(why));
 			snprintf(err, errlen, "%d: secret key mismatch or packet "
@@ -305,7 +280,7 @@ tls_connect(const struct tls_peer *p, char *err, size_t errlen)
 		}
 		goto fail;
 	}
-	if (!p->x509 && !SSL_session_reused(c->ssl)) {
+	if (!SSL_session_reused(c->ssl)) {
 		snprintf(err, errlen, "%d: secret key mismatch or packet error: "
 		    "peer %s (%s): the handshake did not use the pre-shared key",
 		    PSYNC_MSG_KEY_MISMATCH, p->name, c->addr);
@@ -378,14 +353,6 @@ tls_recv(struct tls_conn *c, struct frame *f, char *err, size_t errlen)
 			snprintf(err, errlen, "peer %s (%s): no answer before the "
 			    "deadline", c->peer->name, c->addr);
 			return TLS_TIMEOUT;
-		}
-		if (e == SSL_ERROR_SSL && c->peer->x509 &&
-		    SSL_get_verify_result(c->ssl) == X509_V_OK) {
-			ssl_reason(why, sizeof(why));
-			snprintf(err, errlen, "%d: secret key mismatch or packet "
-			    "error: peer %s (%s): refused: %s",
-			    PSYNC_MSG_KEY_MISMATCH, c->peer->name, c->addr, why);
-			return TLS_FAIL;
 		}
 		ssl_reason(why, sizeof(why));
 		snprintf(err, errlen, "peer %s (%s): connection lost: %s",

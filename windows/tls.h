@@ -1,8 +1,9 @@
 /*
  * The agent's client side of psync's transport (doc/protocol.md section 1):
  * TLS 1.3 only, an external PSK per peer in psk_dhe_ke mode with
- * TLS_AES_256_GCM_SHA384, or X.509 mutual TLS; frames from lib/frame.c.
- * Blocking Winsock sockets with send and receive timeouts.
+ * TLS_AES_256_GCM_SHA384; frames from lib/frame.c.
+ * Blocking Winsock sockets with send and receive timeouts. (psyncd's
+ * listener authenticates by pre-shared key only, so X.509 is not offered.)
  */
 #ifndef PSYNC_WIN_TLS_H
 #define PSYNC_WIN_TLS_H
@@ -17,8 +18,6 @@ struct tls_peer {
 	unsigned int	 port;
 	const char	*identity;	/* our node name */
 	unsigned char	 key[FRAME_KEY_LEN];
-	bool		 x509;		/* certificates instead of the key */
-	const char	*ca_file, *cert_file, *key_file;
 	int		 timeout_ms;
 };
 

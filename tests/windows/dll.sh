@@ -121,7 +121,7 @@ w_check "a spool file changed by one bit is refused (AES-256-GCM)" t_tamper
 # Time inside PasswordChangeNotify: recorded for BENCHMARKS.md, not judged.
 t_times() {
 	tr -d '\r' <"$WINEPREFIX/loader.out" |
-	    sed -n 's/^call \([^ ]*\) units=\([0-9]*\) us=\([0-9]*\)$/\1 \2 \3/p' \
+	    sed -n 's/^call \([^ ]*\) units=\([0-9]*\) us=\([0-9]*\) .*/\1 \2 \3/p' \
 	    >"$WIN_BUILD/notify-times.txt"
 	cat "$WIN_BUILD/notify-times.txt"
 	[ "$(wc -l <"$WIN_BUILD/notify-times.txt")" -eq 4 ]
@@ -131,3 +131,25 @@ sed 's/^/# PasswordChangeNotify: user, UTF-16 units, microseconds: /' \
     "$WIN_BUILD/notify-times.txt" 2>/dev/null
 
 rm -f "$spool"/*.chg
+
+# What the DLL cannot seal it drops, and LSASS goes on: a password that is
+# not valid UTF-16 (an unpaired surrogate), and any change before the
+# agent made the spool key.
+t_unpaired() {
+	rm -f "$spool"/*.chg
+	wine "$WIN_BUILD/lsa-loader.exe" "$dll" "lone=hex:0061d8000062" &&
+	[ "$(ls "$spool" | grep -c '\.chg$')" -eq 0 ]
+}
+w_check "a password with an unpaired surrogate: the call returns, nothing is spooled" t_unpaired
+
+t_no_key() {
+	rm -f "$spool"/*.chg
+	_k=$WINEPREFIX/drive_c/ProgramData/psync/spool.key
+	mv "$_k" "$_k.away" &&
+	wine "$WIN_BUILD/lsa-loader.exe" "$dll" "early=hex:$hx_ascii"
+	_rc=$?
+	_n=$(ls "$spool" | grep -c '\.chg$')
+	mv "$_k.away" "$_k"
+	[ $_rc -eq 0 ] && [ "$_n" -eq 0 ]
+}
+w_check "no spool key yet: InitializeChangeNotify still succeeds, the call returns, nothing is spooled" t_no_key

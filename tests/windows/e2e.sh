@@ -13,6 +13,7 @@ e2e_skip_all() {
 	    "a change made while the agent is stopped is delivered when it starts" \
 	    "three changes while b is down: delivered afterwards, the last wins" \
 	    "excluded accounts (deny list, machine account, krbtgt): nothing sent" \
+	    "a user b does not have: 8201 in the agent's log, the change given up" \
 	    "a wrong key: 8203 on both sides, nothing applied, the change kept"; do
 		w_skip "$_d" "$1"
 	done
@@ -130,6 +131,15 @@ t_excluded() {
 	{ grep -E 'bob|DC01|krbtgt' "$agent_log" "$(e2e_log b)"; return 1; }
 }
 w_check "excluded accounts (deny list, machine account, krbtgt): nothing sent" t_excluded
+
+t_no_user() {
+	notify dave 'Nobody-Dave-Pw-13' &&
+	e2e_wait 30 grep -q '8201: user dave does not exist on peer b; change .* given up' \
+	    "$agent_log" &&
+	e2e_wait 10 sh -c "[ \$(ls '$spool' | grep -c '\\.chg\$') -eq 0 ]" ||
+	{ grep dave "$agent_log" "$(e2e_log b)"; return 1; }
+}
+w_check "a user b does not have: 8201 in the agent's log, the change given up" t_no_user
 
 t_wrong_key() {
 	"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/b/etc/psync/keys/dc1.key.new" >/dev/null &&

@@ -10,7 +10,8 @@
  *   hex:0061d83dde000062   units in hex, 4 digits each
  *   rep:N:0061             N copies of one unit
  *   empty                  the empty password
- * Prints "call USER units=N us=T" per call, and with -n the p50 and p99
+ * Prints "call USER units=N us=T at_ms=M" per call (M: the wall clock in
+ * milliseconds since 1970 just before the call), and with -n the p50 and p99
  * of all calls ("p50_us=... p99_us=..."). Exit 0 when every call went
  * through and PasswordFilter allowed every change.
  */
@@ -162,18 +163,24 @@ main(int argc, char **argv)
 		ps.MaximumLength = (USHORT)(units * 2);
 		full = us;
 		for (r = 0; r < repeat; r++) {
+			FILETIME ft;
+			ULONGLONG at;
+
 			if (!filter(&us, &full, &ps, TRUE)) {
 				printf("PasswordFilter refused %s\n", user);
 				failed++;
 			}
+			GetSystemTimeAsFileTime(&ft);
+			at = ((((ULONGLONG)ft.dwHighDateTime << 32) |
+			    ft.dwLowDateTime) - 116444736000000000ULL) / 10000;
 			QueryPerformanceCounter(&t0);
 			notify(&us, 1000 + (ULONG)i, &ps);
 			QueryPerformanceCounter(&t1);
 			times[ncalls] = (double)(t1.QuadPart - t0.QuadPart) *
 			    1e6 / (double)freq.QuadPart;
 			if (repeat == 1)
-				printf("call %s units=%ld us=%.0f\n", user, units,
-				    times[ncalls]);
+				printf("call %s units=%ld us=%.0f at_ms=%llu\n", user,
+				    units, times[ncalls], at);
 			ncalls++;
 		}
 		SecureZeroMemory(pw, (size_t)units * sizeof(WCHAR));
