@@ -12,8 +12,7 @@ cache=${PSYNC_WIN_CACHE:-/var/cache/psync-windows}
 jobs=${JOBS:-$(nproc)}
 want=${1:-}
 
-if [ -n "$want" ] && [ -f "$cache/openssl-$want/lib64/libcrypto.a" ] ||
-   [ -n "$want" ] && [ -f "$cache/openssl-$want/lib/libcrypto.a" ]; then
+if [ -n "$want" ] && [ -f "$cache/openssl-$want/.done" ]; then
 	echo "$cache/openssl-$want"
 	exit 0
 fi
@@ -28,6 +27,17 @@ if [ -z "$want" ]; then
 fi
 
 mkdir -p "$cache"
+# One build at a time on this machine; whoever waited finds it cached.
+exec 9>"$cache/.lock"
+flock 9
+if [ -z "$want" ]; then
+	for d in $(ls -d "$cache"/openssl-* 2>/dev/null | sort -r); do
+		if [ -f "$d/.done" ]; then
+			echo "$d"
+			exit 0
+		fi
+	done
+fi
 work=$(mktemp -d "$cache/build.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 apt="$work/apt"

@@ -12,7 +12,13 @@ LIB_PORTABLE = ../lib/frame.c ../lib/codes.c ../lib/util.c
 
 CC = x86_64-w64-mingw32-gcc
 O ?= ../_build/windows
-OPENSSL ?= $(shell ./build-openssl.sh | tail -n 1)
+# Expanded once (a cached build answers at once; the first takes minutes).
+ifeq ($(origin OPENSSL),undefined)
+ifneq ($(MAKECMDGOALS),clean)
+OPENSSL := $(shell ./build-openssl.sh | tail -n 1)
+$(if $(OPENSSL),,$(error windows/build-openssl.sh failed: see above))
+endif
+endif
 LIB_DIRS = $(sort $(dir $(LIB_PORTABLE)))
 
 WARN = -Wall -Wextra -Werror
