@@ -11,10 +11,12 @@
 e2e_skip_all() {
 	for _d in "the agent delivers a change and the user logs in on b with it through PAM" \
 	    "a change made while the agent is stopped is delivered when it starts" \
-	    "three changes while b is down: delivered afterwards, the last wins" \
+	    "three changes while b is down: delivered afterwards with a doubling back-off, the last wins" \
 	    "excluded accounts (deny list, machine account, krbtgt): nothing sent" \
 	    "a user b does not have: 8201 in the agent's log, the change given up" \
-	    "a wrong key: 8203 on both sides, nothing applied, the change kept"; do
+	    "two peers: the change stays in the spool until both have answered" \
+	    "a wrong key: 8203 on both sides, nothing applied, the change kept" \
+	    "a change no peer took expires after the configured time and leaves the spool"; do
 		w_skip "$_d" "$1"
 	done
 }
@@ -30,7 +32,7 @@ wineserver -w >/dev/null 2>&1
 e2e_init || { echo "Bail out! cannot create the switch"; exit 1; }
 # run.sh's trap cleans the wine prefix; this one adds the test hosts.
 trap 'e2e_cleanup; win_cleanup' EXIT
-e2e_host w 1 && e2e_psync_host b 2 ||
+e2e_host w 1 && e2e_psync_host b 2 && e2e_psync_host c 3 ||
 	{ echo "Bail out! cannot create test hosts"; exit 1; }
 agent_log=$E2E_WORK/agent.log
 : >"$agent_log"
@@ -55,16 +57,19 @@ agent_stop() {
 	e2e_kill "$agent_pid" INT
 }
 
-"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/b/etc/psync/keys/dc1.key" >/dev/null
-e2e_conf b <<CONF
+# b and c are UNIX hosts with psyncd; c joins the agent's peers later.
+for h in b c; do
+	"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/$h/etc/psync/keys/dc1.key" >/dev/null
+	e2e_conf $h <<CONF
 peer "dc1" {
 	address = "$E2E_NET.1"
 	key-file = "/etc/psync/keys/dc1.key"
 	direction = receive
 }
 CONF
-for u in alice:2001 bob:2002 carol:2003; do
-	e2e_user b "${u%%:*}" "${u#*:}" "Old-${u%%:*}-Pw1"
+	for u in alice:2001 bob:2002 carol:2003; do
+		e2e_user $h "${u%%:*}" "${u#*:}" "Old-${u%%:*}-Pw1"
+	done
 done
 e2e_psyncd_start b || { echo "Bail out! psyncd did not start on b"; exit 1; }
 
@@ -103,8 +108,10 @@ t_peer_down() {
 	e2e_psyncd_stop b
 	notify alice 'Down-Alice-One-4' && notify alice 'Down-Alice-Two-5' &&
 	notify alice 'Down-Alice-Three-6' || return 1
-	e2e_wait 20 grep -q 'peer b: next try' "$agent_log" || return 1
-	sleep 1
+	# The back-off doubles from retry-min (1 s) up to retry-max (2 s).
+	e2e_wait 20 grep -q 'peer b: next try in 2 s' "$agent_log" || return 1
+	grep 'peer b: next try' "$agent_log" | head -n 2 | tr '\n' ' ' |
+	    grep -q 'in 1 s.*in 2 s' || { grep 'next try' "$agent_log"; return 1; }
 	e2e_psyncd_start b &&
 	e2e_wait 30 e2e_login b alice 'Down-Alice-Three-6' &&
 	! e2e_login b alice 'Down-Alice-One-4' &&
@@ -113,7 +120,7 @@ t_peer_down() {
 	e2e_wait 10 sh -c "[ \$(ls '$spool' | grep -c '\\.chg\$') -eq 0 ]" ||
 	{ tail -n 30 "$agent_log"; return 1; }
 }
-w_check "three changes while b is down: delivered afterwards, the last wins" t_peer_down
+w_check "three changes while b is down: delivered afterwards with a doubling back-off, the last wins" t_peer_down
 
 t_excluded() {
 	notify bob 'Denied-Bob-Pw7' && notify 'DC01$' 'Machine-Pw-8' &&
@@ -141,6 +148,26 @@ t_no_user() {
 }
 w_check "a user b does not have: 8201 in the agent's log, the change given up" t_no_user
 
+# A second peer, c, down at first: the change stays in the spool after b
+# answered, until c answers too.
+t_two_peers() {
+	cp "$E2E_WORK/c/etc/psync/keys/dc1.key" "$E2E_WORK/w/c.key" &&
+	wagent config add-peer c "$E2E_NET.3" 6678 >/dev/null &&
+	wagent config set-key c "Z:$E2E_WORK/w/c.key" >/dev/null || return 1
+	rm -f "$E2E_WORK/w/c.key"
+	agent_stop
+	agent_start || return 1
+	notify alice 'Two-Peers-Alice-14' &&
+	e2e_wait 30 e2e_login b alice 'Two-Peers-Alice-14' || return 1
+	e2e_wait 20 grep -q 'peer c: next try' "$agent_log" &&
+	[ "$(spool_count)" -eq 1 ] || { echo "spool: $(spool_count)"; return 1; }
+	e2e_psyncd_start c &&
+	e2e_wait 30 e2e_login c alice 'Two-Peers-Alice-14' &&
+	e2e_wait 10 sh -c "[ \$(ls '$spool' | grep -c '\\.chg\$') -eq 0 ]" ||
+	{ tail -n 20 "$agent_log"; return 1; }
+}
+w_check "two peers: the change stays in the spool until both have answered" t_two_peers
+
 t_wrong_key() {
 	"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/b/etc/psync/keys/dc1.key.new" >/dev/null &&
 	mv "$E2E_WORK/b/etc/psync/keys/dc1.key.new" "$E2E_WORK/b/etc/psync/keys/dc1.key" &&
@@ -156,6 +183,18 @@ t_wrong_key() {
 	{ grep 8203 "$agent_log" "$(e2e_log b)"; return 1; }
 }
 w_check "a wrong key: 8203 on both sides, nothing applied, the change kept" t_wrong_key
+
+# The change b refuses to take (wrong key) expires: restart with expire 2 s.
+t_expire() {
+	agent_stop
+	wagent config set expire 2 || return 1
+	sleep 2
+	agent_start &&
+	e2e_wait 30 grep -q 'change .* for carol expired after 2 s without an answer from b; given up' \
+	    "$agent_log" &&
+	[ "$(spool_count)" -eq 0 ] || { tail -n 10 "$agent_log"; return 1; }
+}
+w_check "a change no peer took expires after the configured time and leaves the spool" t_expire
 
 agent_stop
 e2e_kill "$ws_pid"
