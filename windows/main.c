@@ -394,6 +394,9 @@ eventlog_register(bool add)
 		return -1;
 	RegSetValueExW(k, L"TypesSupported", 0, REG_DWORD, (const BYTE *)&types,
 	    sizeof(types));
+	/* The agent carries the message table (messages.mc). */
+	RegSetValueExW(k, L"EventMessageFile", 0, REG_EXPAND_SZ,
+	    (const BYTE *)exe, (DWORD)((wcslen(exe) + 1) * sizeof(WCHAR)));
 	RegCloseKey(k);
 	return 0;
 }

@@ -30,7 +30,7 @@ DLL_CFLAGS = -O2 $(WARN) -D_WIN32_WINNT=0x0601 -ffreestanding \
 	-fno-tree-loop-distribute-patterns -fno-stack-protector -fno-builtin
 
 AGENT_SRC = main.c conf.c engine.c tls.c wspool.c spoolrec.c
-AGENT_OBJ = $(addprefix $(O)/agent/,$(AGENT_SRC:.c=.o)) \
+AGENT_OBJ = $(addprefix $(O)/agent/,$(AGENT_SRC:.c=.o)) $(O)/agent/messages.o \
 	$(addprefix $(O)/lib/,$(notdir $(LIB_PORTABLE:.c=.o)))
 TEST_PROGS = $(O)/lsa-loader.exe
 
@@ -56,6 +56,13 @@ $(O)/lib/%.o: $(LIB_PORTABLE) config.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Wno-format -I. $(addprefix -I,$(LIB_DIRS)) \
 		-c $(filter %/$*.c,$(LIB_PORTABLE)) -o $@
+
+# The event log's message table (event ids 1000, 8201, 8203, 12294): the
+# Event Viewer finds the text through EventMessageFile, which install sets.
+$(O)/agent/messages.o: messages.mc
+	@mkdir -p $(O)/mc $(@D)
+	x86_64-w64-mingw32-windmc -A -U -h $(O)/mc -r $(O)/mc messages.mc
+	x86_64-w64-mingw32-windres -I$(O)/mc -i $(O)/mc/messages.rc -o $@
 
 $(O)/psync-agent.exe: $(AGENT_OBJ)
 	$(CC) -static -Wl,--gc-sections -s -o $@ $(AGENT_OBJ) \

@@ -15,7 +15,7 @@ e2e_skip_all() {
 	    "excluded accounts (deny list, machine account, krbtgt): nothing sent" \
 	    "a user b does not have: 8201 in the agent's log, the change given up" \
 	    "two peers: the change stays in the spool until both have answered" \
-	    "a wrong key: 8203 on both sides, nothing applied, the change kept" \
+	    "a wrong key: 8203 on both sides (the agent's in the event log), nothing applied, the change kept" \
 	    "a change no peer took expires after the configured time and leaves the spool"; do
 		w_skip "$_d" "$1"
 	done
@@ -34,6 +34,8 @@ e2e_init || { echo "Bail out! cannot create the switch"; exit 1; }
 trap 'e2e_cleanup; win_cleanup' EXIT
 e2e_host w 1 && e2e_psync_host b 2 && e2e_psync_host c 3 ||
 	{ echo "Bail out! cannot create test hosts"; exit 1; }
+# The agent's own lines start with the date; wine's eventlog channel
+# repeats the warnings and errors.
 agent_log=$E2E_WORK/agent.log
 : >"$agent_log"
 
@@ -48,7 +50,9 @@ notify() {
 }
 spool_count() { ls "$spool" 2>/dev/null | grep -c '\.chg$'; }
 agent_start() {
-	e2e_bg w "$agent_log" wine "$WIN_BUILD/psync-agent.exe" run -v
+	# wine shows what reaches the event log on its eventlog channel.
+	e2e_bg w "$agent_log" env WINEDEBUG=-all,+eventlog \
+	    wine "$WIN_BUILD/psync-agent.exe" run -v
 	agent_pid=$E2E_PID
 	e2e_wait 20 grep -q 'ready: node dc1' "$agent_log"
 }
@@ -110,13 +114,13 @@ t_peer_down() {
 	notify alice 'Down-Alice-Three-6' || return 1
 	# The back-off doubles from retry-min (1 s) up to retry-max (2 s).
 	e2e_wait 20 grep -q 'peer b: next try in 2 s' "$agent_log" || return 1
-	grep 'peer b: next try' "$agent_log" | head -n 2 | tr '\n' ' ' |
+	grep '^20.*peer b: next try' "$agent_log" | head -n 2 | tr '\n' ' ' |
 	    grep -q 'in 1 s.*in 2 s' || { grep 'next try' "$agent_log"; return 1; }
 	e2e_psyncd_start b &&
 	e2e_wait 30 e2e_login b alice 'Down-Alice-Three-6' &&
 	! e2e_login b alice 'Down-Alice-One-4' &&
 	! e2e_login b alice 'Down-Alice-Two-5' &&
-	[ "$(grep -c 'for alice superseded by change' "$agent_log")" -eq 2 ] &&
+	[ "$(grep -c '^20.*for alice superseded by change' "$agent_log")" -eq 2 ] &&
 	e2e_wait 10 sh -c "[ \$(ls '$spool' | grep -c '\\.chg\$') -eq 0 ]" ||
 	{ tail -n 30 "$agent_log"; return 1; }
 }
@@ -130,6 +134,7 @@ t_excluded() {
 	e2e_wait 30 e2e_login b carol 'After-Excluded-10' || return 1
 	grep -q '12294: change .* for bob not sent: user refused by policy (in the deny list)' \
 	    "$agent_log" &&
+	grep -q 'warn:eventlog:ReportEventW L"12294: change' "$agent_log" &&
 	grep -q 'for DC01\$ not sent: a machine account' "$agent_log" &&
 	grep -q 'for krbtgt not sent: the Kerberos service account' "$agent_log" &&
 	! grep -Eq 'bob|DC01|krbtgt' "$(e2e_log b)" &&
@@ -143,6 +148,7 @@ t_no_user() {
 	notify dave 'Nobody-Dave-Pw-13' &&
 	e2e_wait 30 grep -q '8201: user dave does not exist on peer b; change .* given up' \
 	    "$agent_log" &&
+	grep -q 'warn:eventlog:ReportEventW L"8201: user dave' "$agent_log" &&
 	e2e_wait 10 sh -c "[ \$(ls '$spool' | grep -c '\\.chg\$') -eq 0 ]" ||
 	{ grep dave "$agent_log" "$(e2e_log b)"; return 1; }
 }
@@ -176,13 +182,14 @@ t_wrong_key() {
 	e2e_wait 30 sh -c "grep -q '8203: secret key mismatch' '$agent_log' &&
 	    grep -q '8203' '$(e2e_log b)'" || { tail -n 20 "$agent_log"; tail "$(e2e_log b)"; return 1; }
 	grep '8203' "$agent_log" | grep -q 'peer b' &&
+	grep -q 'warn:eventlog:ReportEventW L"8203: secret key mismatch' "$agent_log" &&
 	grep '8203' "$(e2e_log b)" | grep -q 'key mismatch' &&
 	e2e_login b carol 'After-Excluded-10' &&
 	! e2e_login b carol 'Wrong-Key-Carol-11' &&
 	[ "$(spool_count)" -eq 1 ] ||
 	{ grep 8203 "$agent_log" "$(e2e_log b)"; return 1; }
 }
-w_check "a wrong key: 8203 on both sides, nothing applied, the change kept" t_wrong_key
+w_check "a wrong key: 8203 on both sides (the agent's in the event log), nothing applied, the change kept" t_wrong_key
 
 # The change b refuses to take (wrong key) expires: restart with expire 2 s.
 t_expire() {

@@ -118,6 +118,22 @@ t_cmd_install() {
 }
 w_check "psync-agent install registers the package and the service (path quoted) and says a reboot loads the DLL" t_cmd_install
 
+# The event log finds the agent's messages: the source is registered with
+# the agent as its message file, and the agent holds a message table for
+# each event id it uses.
+t_eventlog() {
+	reg_q 'HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\psync-agent' \
+	    >"$WINEPREFIX/evt.reg" || return 1
+	cat "$WINEPREFIX/evt.reg"
+	grep -q 'EventMessageFile.*C:\\psync-copy\\psync-agent.exe' "$WINEPREFIX/evt.reg" &&
+	x86_64-w64-mingw32-windres -i "$WIN_BUILD/psync-agent.exe" -O rc >"$WINEPREFIX/agent.rc" &&
+	for id in 0x3e8 0x2009 0x200b 0x3006; do
+		grep -q "MessageId = $id\$" "$WINEPREFIX/agent.rc" ||
+		{ echo "no message $id"; return 1; }
+	done
+}
+w_check "the event source is registered with the agent's message table (ids 1000, 8201, 8203, 12294)" t_eventlog
+
 t_cmd_uninstall() {
 	wine "$WINEPREFIX/drive_c/psync-copy/psync-agent.exe" uninstall | tr -d '\r' >"$WINEPREFIX/uninst.out"
 	cat "$WINEPREFIX/uninst.out"
