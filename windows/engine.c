@@ -182,6 +182,47 @@ admit(const WCHAR *name)
 	    p->c.user);
 }
 
+/*
+ * A temporary file the DLL never renamed: LSASS stopped between the write
+ * and the rename (a crash, a power cut). It holds no whole change; once it
+ * is older than any write could take, remove it.
+ */
+#define STALE_TMP_MS	(10ULL * 60 * 1000)
+
+static void
+sweep_tmp(void)
+{
+	WIN32_FIND_DATAW fd;
+	WCHAR pattern[MAX_PATH], path[MAX_PATH];
+	char name[MAX_PATH * 3];
+	FILETIME now;
+	ULONGLONG t_now, t_file;
+	HANDLE h;
+
+	_snwprintf(pattern, MAX_PATH, L"%ls\\*.tmp", wspool_path(PSW_SPOOL));
+	pattern[MAX_PATH - 1] = 0;
+	h = FindFirstFileW(pattern, &fd);
+	if (h == INVALID_HANDLE_VALUE)
+		return;
+	GetSystemTimeAsFileTime(&now);
+	t_now = ((ULONGLONG)now.dwHighDateTime << 32) | now.dwLowDateTime;
+	do {
+		t_file = ((ULONGLONG)fd.ftLastWriteTime.dwHighDateTime << 32) |
+		    fd.ftLastWriteTime.dwLowDateTime;
+		if (fd.dwFileAttributes & FILE_ATTRIBUTE_DIRECTORY ||
+		    t_file > t_now || (t_now - t_file) / 10000 < STALE_TMP_MS)
+			continue;
+		_snwprintf(path, MAX_PATH, L"%ls\\%ls", wspool_path(PSW_SPOOL),
+		    fd.cFileName);
+		path[MAX_PATH - 1] = 0;
+		wstr_to_utf8(fd.cFileName, name, sizeof(name));
+		if (DeleteFileW(path))
+			alog(LOG_WARN_, 0, "spool: removed %s, a change the "
+			    "notification package never finished writing", name);
+	} while (FindNextFileW(h, &fd));
+	FindClose(h);
+}
+
 static int
 cmp_names(const void *a, const void *b)
 {
@@ -469,6 +510,7 @@ agent_run(HANDLE stop, bool until_empty)
 	}
 	alog(LOG_INFO_, 0, "ready: node %s, %d peer%s", conf.node, conf.npeers,
 	    conf.npeers == 1 ? "" : "s");
+	sweep_tmp();
 	waits[0] = stop;
 	waits[1] = ev;
 	for (;;) {

@@ -11,6 +11,7 @@
 e2e_skip_all() {
 	for _d in "the agent delivers a change and the user logs in on b with it through PAM" \
 	    "a change made while the agent is stopped is delivered when it starts" \
+	    "an old temporary file of an unfinished write is removed at start, a recent one kept" \
 	    "three changes while b is down: delivered afterwards with a doubling back-off, the last wins" \
 	    "excluded accounts (deny list, machine account, krbtgt): nothing sent" \
 	    "a user b does not have: 8201 in the agent's log, the change given up" \
@@ -107,6 +108,22 @@ t_agent_down() {
 	{ tail -n 20 "$agent_log"; return 1; }
 }
 w_check "a change made while the agent is stopped is delivered when it starts" t_agent_down
+
+# LSASS stopped between the DLL's write and its rename: a .tmp stays. The
+# agent removes such files when they are old, never one being written.
+t_stale_tmp() {
+	agent_stop
+	printf 'partial' >"$spool/00000000000000aa-00000001-00000001.tmp" &&
+	touch -d '1 hour ago' "$spool/00000000000000aa-00000001-00000001.tmp" &&
+	printf 'partial' >"$spool/00000000000000bb-00000002-00000002.tmp" &&
+	agent_start &&
+	e2e_wait 10 sh -c "[ ! -e '$spool/00000000000000aa-00000001-00000001.tmp' ]" &&
+	[ -e "$spool/00000000000000bb-00000002-00000002.tmp" ] &&
+	grep -q 'removed 00000000000000aa-00000001-00000001.tmp, a change the notification package never finished' \
+	    "$agent_log" || { ls -la "$spool"; return 1; }
+	rm -f "$spool/00000000000000bb-00000002-00000002.tmp"
+}
+w_check "an old temporary file of an unfinished write is removed at start, a recent one kept" t_stale_tmp
 
 t_peer_down() {
 	e2e_psyncd_stop b
