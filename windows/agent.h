@@ -44,6 +44,9 @@ void	conf_defaults(struct agent_conf *c);
 /* Load agent.conf; a missing file gives the defaults (rc 1). 0, 1 or -1. */
 int	conf_load(struct agent_conf *c, char *err, size_t errlen);
 int	conf_save(const struct agent_conf *c, char *err, size_t errlen);
+/* Add or change a peer after checking name, address and port. */
+int	conf_set_peer(struct agent_conf *c, const char *name, const char *host,
+	    const char *port, char *err, size_t errlen);
 int	conf_key_load(const char *peer, unsigned char key[FRAME_KEY_LEN],
 	    char *err, size_t errlen);
 /* Parse a key file's text: 64 hex digits and an optional newline, or 32

@@ -127,13 +127,47 @@ find_peer(struct agent_conf *c, const char *name)
 	return NULL;
 }
 
+int
+conf_set_peer(struct agent_conf *c, const char *name, const char *host,
+    const char *port, char *err, size_t errlen)
+{
+	struct agent_peer *pe;
+	unsigned int p;
+
+	if (!printable_word(name, FRAME_NAME_MAX) || strchr(name, '#') != NULL) {
+		snprintf(err, errlen, "bad peer name \"%s\": 1 to %d printable "
+		    "characters, no space or '#'", name, FRAME_NAME_MAX);
+		return -1;
+	}
+	if (!printable_word(host, sizeof(c->peers[0].host) - 1)) {
+		snprintf(err, errlen, "bad address \"%s\" for peer %s", host, name);
+		return -1;
+	}
+	if (parse_uint(port, &p) == -1 || p == 0 || p > 65535) {
+		snprintf(err, errlen, "bad port \"%s\" for peer %s: 1 to 65535",
+		    port, name);
+		return -1;
+	}
+	if ((pe = find_peer(c, name)) == NULL) {
+		if (c->npeers == AGENT_PEERS_MAX) {
+			snprintf(err, errlen, "more than %d peers", AGENT_PEERS_MAX);
+			return -1;
+		}
+		pe = &c->peers[c->npeers++];
+		memset(pe, 0, sizeof(*pe));
+	}
+	str_copy(pe->name, name, sizeof(pe->name));
+	str_copy(pe->host, host, sizeof(pe->host));
+	pe->port = p;
+	return 0;
+}
+
 static int
 conf_line(struct agent_conf *c, char *line, char *err, size_t errlen)
 {
 	char *w[6];
 	int n = 0;
 	char *p = line, *save = NULL;
-	struct agent_peer *pe;
 
 	for (p = strtok_r(line, " \t\r\n", &save); p != NULL && n < 6;
 	    p = strtok_r(NULL, " \t\r\n", &save))
@@ -143,25 +177,8 @@ conf_line(struct agent_conf *c, char *line, char *err, size_t errlen)
 	if (strcmp(w[0], "node") == 0 && n == 2 &&
 	    printable_word(w[1], FRAME_NAME_MAX)) {
 		str_copy(c->node, w[1], sizeof(c->node));
-	} else if (strcmp(w[0], "peer") == 0 && n == 4 &&
-	    printable_word(w[1], FRAME_NAME_MAX) &&
-	    printable_word(w[2], sizeof(c->peers[0].host) - 1)) {
-		unsigned int port;
-
-		if (parse_uint(w[3], &port) == -1 || port == 0 || port > 65535)
-			goto bad;
-		if ((pe = find_peer(c, w[1])) == NULL) {
-			if (c->npeers == AGENT_PEERS_MAX) {
-				snprintf(err, errlen, "more than %d peers",
-				    AGENT_PEERS_MAX);
-				return -1;
-			}
-			pe = &c->peers[c->npeers++];
-			memset(pe, 0, sizeof(*pe));
-		}
-		str_copy(pe->name, w[1], sizeof(pe->name));
-		str_copy(pe->host, w[2], sizeof(pe->host));
-		pe->port = port;
+	} else if (strcmp(w[0], "peer") == 0 && n == 4) {
+		return conf_set_peer(c, w[1], w[2], w[3], err, errlen);
 	} else if (strcmp(w[0], "deny") == 0 && n == 2 &&
 	    strlen(w[1]) <= FRAME_USER_MAX) {
 		if (c->ndeny == AGENT_DENY_MAX) {

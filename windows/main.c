@@ -181,25 +181,12 @@ cmd_config(int argc, char **argv)
 		return 0;
 	}
 	if (strcmp(argv[0], "add-peer") == 0 && (argc == 3 || argc == 4)) {
-		char err[256];
+		char err[512];
 
-		for (i = 0; i < c.npeers; i++)
-			if (strcmp(c.peers[i].name, argv[1]) == 0)
-				break;
-		if (i == c.npeers && c.npeers == AGENT_PEERS_MAX)
-			return fail("too many peers%s", "");
-		if (i == c.npeers)
-			c.npeers++;
-		memset(&c.peers[i], 0, sizeof(c.peers[i]));
-		str_copy(c.peers[i].name, argv[1], sizeof(c.peers[i].name));
-		str_copy(c.peers[i].host, argv[2], sizeof(c.peers[i].host));
-		c.peers[i].port = (unsigned int)atoi(argc == 4 ? argv[3] : "6678");
-		if (save_or_fail(&c) != 0)
-			return 1;
-		/* The parser's checks apply: read back what was written. */
-		if (conf_load(&c, err, sizeof(err)) == -1)
+		if (conf_set_peer(&c, argv[1], argv[2], argc == 4 ? argv[3] :
+		    "6678", err, sizeof(err)) == -1)
 			return fail("%s", err);
-		return 0;
+		return save_or_fail(&c);
 	}
 	if (strcmp(argv[0], "remove-peer") == 0 && argc == 2) {
 		for (i = 0; i < c.npeers; i++)

@@ -2,6 +2,7 @@
 # The Windows agent's tests, on Debian under wine (doc/windows.md): builds
 # psyncpwd.dll, psync-agent.exe and the MSI with mingw-w64 and wixl, then
 #   dll.sh   a loader that plays LSASS calls the DLL's exports;
+#   cli.sh   the configuration commands refuse what the agent cannot use;
 #   e2e.sh   the agent, in console mode on a test host, delivers to psyncd
 #            on another test host (needs the normal build's psyncd);
 #   msi.sh   the MSI installs under wine and registers the service.
@@ -102,6 +103,7 @@ else
 fi
 
 . "$top/tests/windows/dll.sh"
+. "$top/tests/windows/cli.sh"
 . "$top/tests/windows/e2e.sh"
 . "$top/tests/windows/msi.sh"
 
