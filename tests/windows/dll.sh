@@ -31,6 +31,17 @@ t_imports() {
 }
 w_check "the DLL imports only kernel32, advapi32 and bcrypt" t_imports
 
+# OpenSSL is inside the agent: it needs no DLL that Windows does not ship.
+t_agent_imports() {
+	x86_64-w64-mingw32-objdump -p "$WIN_BUILD/psync-agent.exe" |
+	    sed -n 's/^[[:space:]]*DLL Name: //p' | tr 'A-Z' 'a-z' | sort -u >"$WINEPREFIX/agent.imports"
+	cat "$WINEPREFIX/agent.imports"
+	[ -s "$WINEPREFIX/agent.imports" ] &&
+	! grep -Ev '^(kernel32|advapi32|crypt32|user32|ws2_32|bcrypt|msvcrt)\.dll$' \
+	    "$WINEPREFIX/agent.imports"
+}
+w_check "the agent links OpenSSL statically: it imports only DLLs that Windows ships" t_agent_imports
+
 t_init() {
 	agent config init dc1 && [ -s "$WINEPREFIX/drive_c/ProgramData/psync/spool.key" ] &&
 	[ -d "$spool" ]
