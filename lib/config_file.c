@@ -130,6 +130,10 @@ static const struct name_value hash_methods[] = {
 static const struct name_value protocols[] = {
 	{ "psync", PROTO_PSYNC }, { "mepp", PROTO_MEPP }, { NULL, 0 }
 };
+/* 0 is "not given": only MEPP peers may give it. */
+static const struct name_value key_derivations[] = {
+	{ "4-byte", 4 }, { "8-byte", 8 }, { NULL, 0 }
+};
 static const struct name_value directions[] = {
 	{ "send", DIR_SEND }, { "receive", DIR_RECEIVE }, { "both", DIR_BOTH },
 	{ NULL, 0 }
@@ -195,6 +199,13 @@ static int
 parse_protocol(cfg_t *cfg, cfg_opt_t *opt, const char *value, void *result)
 {
 	return parse_enum(cfg, opt, value, result, protocols);
+}
+
+static int
+parse_key_derivation(cfg_t *cfg, cfg_opt_t *opt, const char *value,
+    void *result)
+{
+	return parse_enum(cfg, opt, value, result, key_derivations);
 }
 
 static int
@@ -493,6 +504,12 @@ validate_peer(cfg_t *cfg, cfg_opt_t *opt)
 			rc = -1;
 		}
 	} else {
+		if (cfg_getint(sec, "key-derivation") != 0) {
+			conf_error(sec->line, "peer '%s': option 'key-derivation': "
+			    "only MEPP peers derive a session key from a legacy "
+			    "key (protocol is psync)", name);
+			rc = -1;
+		}
 		if (key[0] != '\0') {
 			conf_error(sec->line, "peer '%s': option 'key': only MEPP "
 			    "peers have an inline key; psync peers use 'key-file' "
@@ -571,6 +588,7 @@ static cfg_opt_t peer_opts[] = {
 	CFG_INT_CB("port",		0,		CFGF_NONE, parse_count),
 	CFG_STR("key-file",		"",		CFGF_NONE),
 	CFG_STR("key",			"",		CFGF_NONE),
+	CFG_INT_CB("key-derivation",	0,		CFGF_NONE, parse_key_derivation),
 	CFG_STR_LIST("trusted-addresses", empty_list,		CFGF_NONE),
 	CFG_INT_CB("direction",		DIR_BOTH,	CFGF_NONE, parse_direction),
 	CFG_BOOL("relay",		cfg_false,	CFGF_NONE),
@@ -730,6 +748,7 @@ convert_peer(cfg_t *sec, struct peer_conf *p)
 		p->port = p->protocol == PROTO_MEPP ? PSYNC_MEPP_PORT : PSYNC_TLS_PORT;
 	p->key_file = dup_or_null(cfg_getstr(sec, "key-file"));
 	p->legacy_key = dup_or_null(cfg_getstr(sec, "key"));
+	p->mepp_key_words = cfg_getint(sec, "key-derivation") == 8 ? 8 : 4;
 	p->trusted = dup_list(sec, "trusted-addresses", &p->n_trusted);
 	/* An address given as a literal is trusted by default. */
 	if (p->n_trusted == 0 && p->address != NULL && is_ip_literal(p->address)) {

@@ -93,6 +93,9 @@ struct peer_conf {
 	unsigned int	 port;
 	char		*key_file;	/* psync: 32-byte PSK; mepp: key text */
 	char		*legacy_key;	/* mepp only: key text inline */
+	unsigned int	 mepp_key_words;	/* mepp: zero words of the session
+					   key's hash, 4 (SPEC) or 8 (64-bit
+					   legacy PAM module): key-derivation */
 	char		**trusted;	/* addresses allowed to connect as this peer */
 	size_t		 n_trusted;
 	enum peer_direction direction;

@@ -92,11 +92,11 @@ static const struct field_spec error_fields[] = {
 	{ 2, "reason",		FK_TEXT, false, OFF(error.reason), 0, 0, FRAME_REASON_MAX },
 };
 
-static int	change_check(const struct frame *, struct psync_err *);
+static int	frame_change_check(const struct frame *, struct psync_err *);
 
 static const struct msg_spec msg_specs[] = {
 	{ FRAME_HELLO,	     "HELLO",	    hello_fields,	NELEM(hello_fields), NULL },
-	{ FRAME_CHANGE,	     "CHANGE",	    change_fields,	NELEM(change_fields), change_check },
+	{ FRAME_CHANGE,	     "CHANGE",	    change_fields,	NELEM(change_fields), frame_change_check },
 	{ FRAME_RESULT,	     "RESULT",	    result_fields,	NELEM(result_fields), NULL },
 	{ FRAME_PING,	     "PING",	    ping_fields,	NELEM(ping_fields), NULL },
 	{ FRAME_PONG,	     "PONG",	    ping_fields,	NELEM(ping_fields), NULL },
@@ -278,33 +278,16 @@ field_check(const struct msg_spec *m, const struct field_spec *fs,
 	return 0;
 }
 
-/*
- * A crypt hash goes into the shadow file as it is: it must not carry the
- * field separator or anything outside printable ASCII.
- */
+/* A CHANGE obeys the change type's rules (lib/change.c), as everywhere. */
 static int
-change_check(const struct frame *f, struct psync_err *err)
+frame_change_check(const struct frame *f, struct psync_err *err)
 {
-	const struct frame_change *c = &f->u.change;
-	size_t i;
+	struct psync_err why;
 
-	if (c->secret_kind != FRAME_SECRET_CRYPT)
+	if (change_check(&f->u.change, &why) == PSYNC_OK)
 		return 0;
-	if (c->secret[0] != '$') {
-		perr_set(err, PSYNC_E_PROTOCOL, "CHANGE frame for user %s: "
-		    "crypt hash does not start with '$'", c->user);
-		return -1;
-	}
-	for (i = 0; i < c->secret_len; i++) {
-		if (c->secret[i] <= 0x20 || c->secret[i] > 0x7e ||
-		    c->secret[i] == ':') {
-			perr_set(err, PSYNC_E_PROTOCOL, "CHANGE frame for user "
-			    "%s: crypt hash has a forbidden byte at offset %zu",
-			    c->user, i);
-			return -1;
-		}
-	}
-	return 0;
+	perr_set(err, PSYNC_E_PROTOCOL, "CHANGE frame: %s", why.msg);
+	return -1;
 }
 
 static void
@@ -590,7 +573,7 @@ frame_set_hello(struct frame *f, const char *node, uint16_t version,
 int
 frame_set_change(struct frame *f, const uint8_t id[FRAME_ID_LEN],
     const char *origin, uint64_t time_ms, const char *user,
-    enum frame_secret_kind kind, const void *secret, size_t secret_len,
+    enum change_secret_kind kind, const void *secret, size_t secret_len,
     struct psync_err *err)
 {
 	int rc = -1;
@@ -615,6 +598,8 @@ frame_set_change(struct frame *f, const uint8_t id[FRAME_ID_LEN],
 	memcpy(f->u.change.secret, secret, secret_len);
 	f->u.change.secret[secret_len] = '\0';
 	f->u.change.secret_len = (uint16_t)secret_len;
+	if (change_check(&f->u.change, err) != PSYNC_OK)
+		goto done;
 	rc = 0;
 done:
 	if (rc == -1)

@@ -11,17 +11,18 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "change.h"
 #include "util.h"
 
 #define FRAME_PREFIX_LEN	4	/* big-endian length of what follows */
 #define FRAME_LEN_MAX		65536	/* hard cap on that length (64 KiB) */
 #define FRAME_BUF_MAX		(FRAME_PREFIX_LEN + FRAME_LEN_MAX)
 
-#define FRAME_NAME_MAX		255	/* node names, bytes */
-#define FRAME_USER_MAX		256	/* user names, bytes */
+#define FRAME_NAME_MAX		CHANGE_NODE_MAX	/* node names, bytes */
+#define FRAME_USER_MAX		CHANGE_USER_MAX	/* user names, bytes */
 #define FRAME_REASON_MAX	512	/* reason texts, bytes */
-#define FRAME_SECRET_MAX	1024	/* password or crypt hash, bytes */
-#define FRAME_ID_LEN		16	/* change ids: 128 bits */
+#define FRAME_SECRET_MAX	CHANGE_SECRET_MAX /* password or hash, bytes */
+#define FRAME_ID_LEN		CHANGE_ID_LEN	/* change ids: 128 bits */
 #define FRAME_KEY_LEN		32	/* pre-shared keys */
 
 #define FRAME_VERSION		1	/* the protocol version this code speaks */
@@ -41,10 +42,8 @@ enum frame_type {
 	FRAME_ERROR		= 8,
 };
 
-enum frame_secret_kind {
-	FRAME_SECRET_CLEARTEXT	= 1,	/* the password itself */
-	FRAME_SECRET_CRYPT	= 2,	/* a crypt(3) hash such as $6$... */
-};
+#define FRAME_SECRET_CLEARTEXT	CHANGE_SECRET_CLEARTEXT
+#define FRAME_SECRET_CRYPT	CHANGE_SECRET_CRYPT
 
 struct frame_hello {
 	char		node[FRAME_NAME_MAX + 1];
@@ -52,16 +51,6 @@ struct frame_hello {
 	uint32_t	caps;
 };
 
-struct frame_change {
-	uint8_t		id[FRAME_ID_LEN];
-	char		origin[FRAME_NAME_MAX + 1];
-	uint64_t	time_ms;	/* milliseconds since the epoch */
-	char		user[FRAME_USER_MAX + 1];
-	uint8_t		secret_kind;	/* enum frame_secret_kind */
-	uint16_t	secret_len;
-	/* NUL-terminated as well, for callers that want a string. */
-	unsigned char	secret[FRAME_SECRET_MAX + 1];
-};
 
 struct frame_result {
 	uint8_t		id[FRAME_ID_LEN];
@@ -95,7 +84,7 @@ struct frame {
 	enum frame_type	type;
 	union {
 		struct frame_hello		hello;
-		struct frame_change		change;
+		struct change		change;
 		struct frame_result		result;
 		struct frame_ping		ping;	/* also PONG */
 		struct frame_key_propose	key_propose;
@@ -118,7 +107,7 @@ int	frame_set_hello(struct frame *f, const char *node, uint16_t version,
 	    uint32_t caps, struct psync_err *err);
 int	frame_set_change(struct frame *f, const uint8_t id[FRAME_ID_LEN],
 	    const char *origin, uint64_t time_ms, const char *user,
-	    enum frame_secret_kind kind, const void *secret, size_t secret_len,
+	    enum change_secret_kind kind, const void *secret, size_t secret_len,
 	    struct psync_err *err);
 int	frame_set_result(struct frame *f, const uint8_t id[FRAME_ID_LEN],
 	    int code, const char *reason, struct psync_err *err);

@@ -82,35 +82,6 @@ done:
 	return rc;
 }
 
-static int
-fsync_dir_of(const char *path, struct psync_err *err)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	int fd, rc = -1;
-
-	if (slash == NULL)
-		str_copy(dir, ".", sizeof(dir));
-	else if (slash == path)
-		str_copy(dir, "/", sizeof(dir));
-	else if ((size_t)(slash - path) < sizeof(dir)) {
-		memcpy(dir, path, (size_t)(slash - path));
-		dir[slash - path] = '\0';
-	} else {
-		perr_set(err, PSYNC_E_WRITE, "%s: path too long", path);
-		return -1;
-	}
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || fsync(fd) == -1)
-		perr_set(err, PSYNC_E_WRITE, "%s: cannot sync directory %s: %s",
-		    path, dir, strerror(errno));
-	else
-		rc = 0;
-	if (fd != -1)
-		close(fd);
-	return rc;
-}
-
 int
 wire_write_key_file(const char *path, const unsigned char key[WIRE_KEY_LEN],
     bool replace, struct psync_err *err)
@@ -175,7 +146,7 @@ wire_write_key_file(const char *path, const unsigned char key[WIRE_KEY_LEN],
 		unlink(tmp);
 	}
 	tmp[0] = '\0';
-	if (fsync_dir_of(path, err) == -1)
+	if (dir_fsync_of(path, err) == -1)
 		goto done;
 	rc = 0;
 done:

@@ -157,18 +157,35 @@ done:
 	return rc;
 }
 
+const char *
+mepp_kdf_form_name(enum mepp_kdf_form form)
+{
+	return form == MEPP_KDF_WORD8 ? "8-byte" : "4-byte";
+}
+
 int
 mepp_kdf(const uint8_t r1[MEPP_NONCE_LEN], const char *secret,
     const uint8_t r2[MEPP_NONCE_LEN], struct mepp_kdf *out)
 {
-	/* Two 4-byte zero words, never 8-byte longs (SPEC.md). */
-	static const uint8_t zeros[8];
+	return mepp_kdf_as(r1, secret, r2, MEPP_KDF_WORD4, out);
+}
+
+int
+mepp_kdf_as(const uint8_t r1[MEPP_NONCE_LEN], const char *secret,
+    const uint8_t r2[MEPP_NONCE_LEN], enum mepp_kdf_form form,
+    struct mepp_kdf *out)
+{
+	/*
+	 * Two 4-byte zero words (SPEC.md); the 64-bit build of the legacy
+	 * PAM module writes two 8-byte longs instead.
+	 */
+	static const uint8_t zeros[16];
 	uint8_t pad[64];
 	struct mepp_part parts[4] = {
 		{ r1, MEPP_NONCE_LEN },
 		{ secret, strlen(secret) },
 		{ r2, MEPP_NONCE_LEN },
-		{ zeros, sizeof(zeros) },
+		{ zeros, form == MEPP_KDF_WORD8 ? 16 : 8 },
 	};
 	struct mepp_part one[1] = { { pad, sizeof(pad) } };
 	size_t i;
@@ -198,10 +215,10 @@ done:
 	return rc;
 }
 
-size_t
-mepp_mac_input(const uint8_t sched[MEPP_SCHED_LEN], uint32_t total,
-    uint32_t type, const char *user, const char *password, uint8_t *out,
-    size_t outlen)
+static size_t
+mepp_mac_input_v(const uint8_t sched[MEPP_SCHED_LEN], uint32_t version,
+    uint32_t total, uint32_t type, const char *user, const char *password,
+    uint8_t *out, size_t outlen)
 {
 	size_t ulen = strlen(user), plen = strlen(password), n;
 
@@ -209,7 +226,7 @@ mepp_mac_input(const uint8_t sched[MEPP_SCHED_LEN], uint32_t total,
 	if (ulen > outlen || plen > outlen || n > outlen - ulen - plen)
 		return 0;
 	memcpy(out, sched, MEPP_SCHED_LEN);
-	put32(out + MEPP_SCHED_LEN, MEPP_VERSION);
+	put32(out + MEPP_SCHED_LEN, version);
 	put32(out + MEPP_SCHED_LEN + 4, total);
 	put32(out + MEPP_SCHED_LEN + 8, type);
 	memcpy(out + n, user, ulen);
@@ -217,9 +234,27 @@ mepp_mac_input(const uint8_t sched[MEPP_SCHED_LEN], uint32_t total,
 	return n + ulen + plen;
 }
 
+size_t
+mepp_mac_input(const uint8_t sched[MEPP_SCHED_LEN], uint32_t total,
+    uint32_t type, const char *user, const char *password, uint8_t *out,
+    size_t outlen)
+{
+	return mepp_mac_input_v(sched, MEPP_VERSION, total, type, user,
+	    password, out, outlen);
+}
+
 int
 mepp_mac(const uint8_t key[MEPP_KEY_LEN], uint32_t total, uint32_t type,
     const char *user, const char *password, uint8_t mac[MEPP_MAC_LEN])
+{
+	return mepp_mac_version(key, MEPP_VERSION, total, type, user, password,
+	    mac);
+}
+
+int
+mepp_mac_version(const uint8_t key[MEPP_KEY_LEN], uint32_t version,
+    uint32_t total, uint32_t type, const char *user, const char *password,
+    uint8_t mac[MEPP_MAC_LEN])
 {
 	uint8_t sched[MEPP_SCHED_LEN];
 	uint8_t buf[MEPP_MAC_INPUT_MAX];
@@ -228,7 +263,8 @@ mepp_mac(const uint8_t key[MEPP_KEY_LEN], uint32_t total, uint32_t type,
 	int rc = -1;
 
 	mepp_key_schedule(key, sched);
-	n = mepp_mac_input(sched, total, type, user, password, buf, sizeof(buf));
+	n = mepp_mac_input_v(sched, version, total, type, user, password, buf,
+	    sizeof(buf));
 	if (n == 0)
 		goto done;
 	part[0].data = buf;
@@ -307,6 +343,16 @@ mepp_request_build(const uint8_t r1[MEPP_NONCE_LEN],
     const char *user, const char *password, uint8_t *out, size_t outlen,
     struct psync_err *err)
 {
+	return mepp_request_build_form(r1, r2, secret, MEPP_KDF_WORD4, type,
+	    user, password, out, outlen, err);
+}
+
+size_t
+mepp_request_build_form(const uint8_t r1[MEPP_NONCE_LEN],
+    const uint8_t r2[MEPP_NONCE_LEN], const char *secret,
+    enum mepp_kdf_form form, uint32_t type, const char *user,
+    const char *password, uint8_t *out, size_t outlen, struct psync_err *err)
+{
 	struct mepp_kdf kdf;
 	uint8_t mac[MEPP_MAC_LEN];
 	uint8_t pt[MEPP_MAX_REQUEST];
@@ -341,7 +387,7 @@ mepp_request_build(const uint8_t r1[MEPP_NONCE_LEN],
 		    "MEPP request for user %s: output buffer too small", user);
 		goto done;
 	}
-	if (mepp_kdf(r1, secret, r2, &kdf) == -1 ||
+	if (mepp_kdf_as(r1, secret, r2, form, &kdf) == -1 ||
 	    mepp_mac(kdf.key, (uint32_t)total, type, user, password, mac) == -1) {
 		perr_set(err, PSYNC_E_DECRYPT,
 		    "MEPP request for user %s: SHA-1 failed", user);
@@ -375,19 +421,15 @@ done:
 size_t
 mepp_request_header(const uint8_t *buf, size_t len, const char **why)
 {
-	uint32_t version, total, type;
+	uint32_t total, type;
 
 	if (len < MEPP_HEADER_LEN) {
 		*why = "shorter than a request header";
 		return 0;
 	}
-	version = get32(buf);
+	/* buf[0..3], the version, is left to the MAC, which covers it. */
 	total = get32(buf + 4);
 	type = get32(buf + 8);
-	if (version != MEPP_VERSION) {
-		*why = "unsupported protocol version";
-		return 0;
-	}
 	if (type != MEPP_TYPE_UPDATE && type != MEPP_TYPE_CHECK) {
 		*why = "message type is not a request";
 		return 0;
@@ -412,30 +454,26 @@ mepp_request_wipe(struct mepp_request *req)
 	req->why = why;
 }
 
-int
-mepp_request_parse(const uint8_t r1[MEPP_NONCE_LEN], const char *secret,
-    const uint8_t *buf, size_t len, struct mepp_request *req)
+/*
+ * Decrypt and verify the request in buf (header already checked, total
+ * bytes) with the session key of one form. Fills req; the caller wipes.
+ */
+static int
+mepp_request_open(const uint8_t r1[MEPP_NONCE_LEN], const char *secret,
+    enum mepp_kdf_form form, const uint8_t *buf, size_t total,
+    struct mepp_request *req)
 {
 	struct mepp_kdf kdf;
 	uint8_t pt[MEPP_MAX_REQUEST];
 	uint8_t mac[MEPP_MAC_LEN];
 	const uint8_t *nul;
-	size_t total, ctlen = 0, ulen, plen, used, i;
+	size_t ctlen, ulen, plen, used, fill, i;
 	int rc = PSYNC_E_PROTOCOL;
 
-	memset(req, 0, sizeof(*req));
 	memset(&kdf, 0, sizeof(kdf));
-	if ((total = mepp_request_header(buf, len, &req->why)) == 0)
-		goto done;
-	if (total != len) {
-		req->why = "length field does not match the bytes received";
-		goto done;
-	}
-	req->total = (uint32_t)total;
-	req->type = get32(buf + 8);
-	memcpy(req->r2, buf + MEPP_HEADER_LEN, MEPP_NONCE_LEN);
+	req->form = form;
 	ctlen = total - MEPP_HEADER_LEN - MEPP_NONCE_LEN;
-	if (mepp_kdf(r1, secret, req->r2, &kdf) == -1 ||
+	if (mepp_kdf_as(r1, secret, req->r2, form, &kdf) == -1 ||
 	    mepp_des3_ecb(kdf.key, 0, buf + MEPP_HEADER_LEN + MEPP_NONCE_LEN,
 	    pt, ctlen) == -1) {
 		req->why = "the crypto library failed";
@@ -455,13 +493,20 @@ mepp_request_parse(const uint8_t r1[MEPP_NONCE_LEN], const char *secret,
 	}
 	plen = (size_t)(nul - (pt + ulen + 1));
 	used = ulen + 1 + plen + 1 + MEPP_MAC_LEN;
-	if (used > ctlen || ctlen - used < 1 || ctlen - used > 8) {
+	/*
+	 * The fill (1 to 8 bytes, up to a block boundary) is not covered by
+	 * the MAC and the published listener never looks at it: any bytes
+	 * pass. One more block is accepted when it is all zero; nothing else.
+	 */
+	fill = 8 - used % 8;
+	if (used > ctlen || (ctlen - used != fill && ctlen - used != fill + 8)) {
 		req->why = "wrong fill length (wrong secret or altered data)";
 		goto done;
 	}
-	for (i = used; i < ctlen; i++) {
+	for (i = used + fill; i < ctlen; i++) {
 		if (pt[i] != 0) {
-			req->why = "fill is not zero (wrong secret or altered data)";
+			req->why = "the block after the fill is not zero (wrong "
+			    "secret or altered data)";
 			goto done;
 		}
 	}
@@ -470,9 +515,9 @@ mepp_request_parse(const uint8_t r1[MEPP_NONCE_LEN], const char *secret,
 	memcpy(req->password, pt + ulen + 1, plen);
 	req->password[plen] = '\0';
 
-	/* The MAC covers the type in the header, so a changed type fails too. */
-	if (mepp_mac(kdf.key, req->total, req->type, req->user, req->password,
-	    mac) == -1) {
+	/* The MAC covers the version, length and type of the header. */
+	if (mepp_mac_version(kdf.key, req->version, req->total, req->type,
+	    req->user, req->password, mac) == -1) {
 		req->why = "the crypto library failed";
 		rc = PSYNC_E_DECRYPT;
 		goto done;
@@ -492,6 +537,44 @@ done:
 	secure_wipe(&kdf, sizeof(kdf));
 	secure_wipe(pt, sizeof(pt));
 	secure_wipe(mac, sizeof(mac));
+	return rc;
+}
+
+int
+mepp_request_parse(const uint8_t r1[MEPP_NONCE_LEN], const char *secret,
+    const uint8_t *buf, size_t len, struct mepp_request *req)
+{
+	static const enum mepp_kdf_form forms[] = {
+		MEPP_KDF_WORD4, MEPP_KDF_WORD8,
+	};
+	const char *first_why = NULL;
+	size_t total, i;
+	int rc = PSYNC_E_PROTOCOL;
+
+	memset(req, 0, sizeof(*req));
+	if ((total = mepp_request_header(buf, len, &req->why)) == 0)
+		goto done;
+	if (total != len) {
+		req->why = "length field does not match the bytes received";
+		goto done;
+	}
+	/* SPEC.md's form first; the 64-bit legacy PAM module's second. */
+	for (i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+		mepp_request_wipe(req);
+		req->version = get32(buf);
+		req->total = (uint32_t)total;
+		req->type = get32(buf + 8);
+		memcpy(req->r2, buf + MEPP_HEADER_LEN, MEPP_NONCE_LEN);
+		rc = mepp_request_open(r1, secret, forms[i], buf, total, req);
+		if (rc != PSYNC_E_PROTOCOL)
+			break;
+		if (first_why == NULL)
+			first_why = req->why;
+	}
+	/* A request neither form verifies: say what the SPEC form found. */
+	if (rc == PSYNC_E_PROTOCOL && first_why != NULL)
+		req->why = first_why;
+done:
 	if (rc != PSYNC_OK)
 		mepp_request_wipe(req);
 	return rc;

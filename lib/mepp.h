@@ -37,9 +37,20 @@
 /* The password the legacy PAM module sends with a type 2 check. */
 #define MEPP_CHECK_PASSWORD	"temppass"
 
+/*
+ * The two forms of the zero words that end the session key's SHA-1 input
+ * (SPEC.md "Session key"). The legacy PAM module built for 64-bit hosts
+ * writes two 8-byte longs where the protocol has two 4-byte words; a
+ * listener accepts both, a client uses the one its peer expects.
+ */
+enum mepp_kdf_form {
+	MEPP_KDF_WORD4 = 0,	/* 2 x 4 zero bytes: SPEC.md, the default */
+	MEPP_KDF_WORD8 = 1,	/* 2 x 8 zero bytes: 64-bit legacy PAM module */
+};
+
 /* The session key and the values it is derived from (tests compare them). */
 struct mepp_kdf {
-	uint8_t	s[MEPP_SHA1_LEN];	/* SHA1(R1 || secret || R2 || 0^8) */
+	uint8_t	s[MEPP_SHA1_LEN];	/* SHA1(R1 || secret || R2 || zeros) */
 	uint8_t	ka[MEPP_SHA1_LEN];	/* SHA1(S padded to 64, xor 0x36) */
 	uint8_t	kb[MEPP_SHA1_LEN];	/* SHA1(S padded to 64, xor 0x5c) */
 	uint8_t	key[MEPP_KEY_LEN];	/* KA || KB[0..3] */
@@ -47,11 +58,13 @@ struct mepp_kdf {
 
 /* A decoded request. Wipe it with mepp_request_wipe() after use. */
 struct mepp_request {
+	uint32_t	 version;	/* as received: only the MAC covers it */
 	uint32_t	 type;
 	uint32_t	 total;
 	uint8_t		 r2[MEPP_NONCE_LEN];
 	char		 user[MEPP_FIELD_MAX];
 	char		 password[MEPP_FIELD_MAX];
+	enum mepp_kdf_form form;	/* the key derivation that verified */
 	const char	*why;		/* on failure: what was wrong (no secrets) */
 };
 
@@ -67,6 +80,12 @@ int	mepp_crypto_init(struct psync_err *err);
 /* Derive the session key from R1, the shared secret and R2. 0 or -1. */
 int	mepp_kdf(const uint8_t r1[MEPP_NONCE_LEN], const char *secret,
 	    const uint8_t r2[MEPP_NONCE_LEN], struct mepp_kdf *out);
+/* The same in either form (mepp_kdf is MEPP_KDF_WORD4). 0 or -1. */
+int	mepp_kdf_as(const uint8_t r1[MEPP_NONCE_LEN], const char *secret,
+	    const uint8_t r2[MEPP_NONCE_LEN], enum mepp_kdf_form form,
+	    struct mepp_kdf *out);
+/* "4-byte" or "8-byte" (the psync.conf values of key-derivation). */
+const char *mepp_kdf_form_name(enum mepp_kdf_form form);
 
 /*
  * The 384-byte MAC prefix: the DES key schedules of the three 8-byte keys in
@@ -86,6 +105,10 @@ size_t	mepp_mac_input(const uint8_t sched[MEPP_SCHED_LEN], uint32_t total,
 /* SHA-1 of the above for the schedule of key. 0 or -1. */
 int	mepp_mac(const uint8_t key[MEPP_KEY_LEN], uint32_t total, uint32_t type,
 	    const char *user, const char *password, uint8_t mac[MEPP_MAC_LEN]);
+/* The same over another version word (what a listener received). */
+int	mepp_mac_version(const uint8_t key[MEPP_KEY_LEN], uint32_t version,
+	    uint32_t total, uint32_t type, const char *user,
+	    const char *password, uint8_t mac[MEPP_MAC_LEN]);
 
 /*
  * user || 00 || password || 00 || mac || zero fill (1 to 8 bytes, up to a
@@ -106,23 +129,37 @@ size_t	mepp_request_build(const uint8_t r1[MEPP_NONCE_LEN],
 	    const uint8_t r2[MEPP_NONCE_LEN], const char *secret, uint32_t type,
 	    const char *user, const char *password, uint8_t *out, size_t outlen,
 	    struct psync_err *err);
+/* The same with the session key in either form (the above: WORD4). */
+size_t	mepp_request_build_form(const uint8_t r1[MEPP_NONCE_LEN],
+	    const uint8_t r2[MEPP_NONCE_LEN], const char *secret,
+	    enum mepp_kdf_form form, uint32_t type, const char *user,
+	    const char *password, uint8_t *out, size_t outlen,
+	    struct psync_err *err);
 
 /*
- * Listener side, first step: check the 12-byte header alone (version, a
- * type that a client may send, a total length within bounds and on a block
- * boundary) so that a reader knows how much more to read. Returns the
- * total length, or 0 with *why set.
+ * Listener side, first step: check the 12-byte header alone (a type that a
+ * client may send, a total length within bounds and on a block boundary)
+ * so that a reader knows how much more to read. The version word is not
+ * checked here: like the published listener, psync lets the MAC, which
+ * covers it, decide. Returns the total length, or 0 with *why set.
  */
 size_t	mepp_request_header(const uint8_t *buf, size_t len, const char **why);
 
 /*
  * Listener side: decode and verify a whole request with R1 and the shared
- * secret. Returns PSYNC_OK with req filled, PSYNC_E_PROTOCOL for any
- * framing, length, version, type, padding or MAC failure,
+ * secret, with the session key of the 4-byte form and then of the 8-byte
+ * one; req->form says which verified. Returns PSYNC_OK with req filled,
+ * PSYNC_E_PROTOCOL for any framing, length, type, fill or MAC failure,
  * PSYNC_E_BAD_USER for an empty user name (with a valid MAC),
  * PSYNC_E_DECRYPT when the crypto library fails. On failure req is wiped
- * and req->why says what was wrong. The MAC is checked with the type the
- * header carries.
+ * and req->why says what was wrong.
+ *
+ * As liberal as the published listener where the MAC proves the request:
+ * the MAC is checked over the version word, the length and the type the
+ * header carries, so any version passes that the MAC covers; the 1 to 8
+ * fill bytes may hold anything; one extra all-zero block after them is
+ * accepted. Everything the MAC does not cover is still refused: bytes
+ * beyond the length field, a missing fill, a non-zero or second extra block.
  */
 int	mepp_request_parse(const uint8_t r1[MEPP_NONCE_LEN], const char *secret,
 	    const uint8_t *buf, size_t len, struct mepp_request *req);

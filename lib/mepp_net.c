@@ -65,9 +65,11 @@ struct mepp_listener {
 	atomic_bool		 stopping;
 	unsigned int		 port;
 	char			 label[INET6_ADDRSTRLEN + 16];
+	pthread_rwlock_t	 peers_lock;	/* peers, n_peers */
 	struct mepp_lpeer	*peers;
 	size_t			 n_peers;
 	mepp_decide_fn		 decide;
+	mepp_decide_ex_fn	 decide_ex;
 	void			*ctx;
 	int			 timeout_ms;
 	unsigned int		 max_conns;
@@ -93,15 +95,6 @@ enum mepp_io {
 	MEPP_IO_STOPPED,	/* the listener is stopping */
 };
 
-static int64_t
-mepp_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait until fd is ready for events, the deadline passes or stopfd fires. */
 static enum mepp_io
 mepp_wait(int fd, short events, int64_t deadline, int stopfd)
@@ -118,7 +111,7 @@ mepp_wait(int fd, short events, int64_t deadline, int stopfd)
 	if (stopfd >= 0)
 		n = 2;
 	for (;;) {
-		left = deadline - mepp_now_ms();
+		left = deadline - clock_mono_ms();
 		if (left <= 0)
 			return MEPP_IO_TIMEOUT;
 		rc = poll(pfd, n, left > INT_MAX ? INT_MAX : (int)left);
@@ -412,7 +405,7 @@ mepp_client_send(const struct mepp_client *c, uint32_t type, const char *user,
 		    gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
 		goto done;
 	}
-	deadline = mepp_now_ms() + (c->connect_timeout_ms > 0 ?
+	deadline = clock_mono_ms() + (c->connect_timeout_ms > 0 ?
 	    c->connect_timeout_ms : MEPP_CONNECT_TIMEOUT_MS);
 	saved = 0;
 	for (ai = res; ai != NULL && fd == -1; ai = ai->ai_next) {
@@ -432,7 +425,7 @@ mepp_client_send(const struct mepp_client *c, uint32_t type, const char *user,
 		goto done;
 	}
 
-	deadline = mepp_now_ms() + (c->timeout_ms > 0 ? c->timeout_ms :
+	deadline = clock_mono_ms() + (c->timeout_ms > 0 ? c->timeout_ms :
 	    MEPP_CLIENT_TIMEOUT_MS);
 	io = mepp_read_full(fd, r1, sizeof(r1), &got, deadline, -1);
 	if (io != MEPP_IO_OK) {
@@ -444,8 +437,8 @@ mepp_client_send(const struct mepp_client *c, uint32_t type, const char *user,
 		    "number generator failed", c->host, c->port);
 		goto done;
 	}
-	len = mepp_request_build(r1, r2, c->secret, type, user, password, req,
-	    sizeof(req), err);
+	len = mepp_request_build_form(r1, r2, c->secret, c->kdf_form, type,
+	    user, password, req, sizeof(req), err);
 	if (len == 0) {
 		if (err != NULL)
 			err->code = MEPP_STEP_ARGS;
@@ -496,6 +489,144 @@ mepp_client_check(const struct mepp_client *c, const char *user,
 	    err);
 }
 
+/* ------------------------------------------------------------- probe */
+
+const char *
+mepp_probe_outcome_name(enum mepp_probe_outcome outcome)
+{
+	switch (outcome) {
+	case MEPP_PROBE_FAILED:
+		return "no answer";
+	case MEPP_PROBE_KEY_RIGHT:
+		return "key right";
+	case MEPP_PROBE_KEY_WRONG:
+		return "key wrong";
+	case MEPP_PROBE_FORM_MISMATCH:
+		return "key right, other key derivation form";
+	case MEPP_PROBE_OTHER_CODE:
+		return "unexpected answer";
+	}
+	return "unknown";
+}
+
+/* What an answer to the probe's change for MEPP_PROBE_USER proves. */
+static enum mepp_probe_outcome
+mepp_probe_judge(int code)
+{
+	switch (code) {
+	case PSYNC_E_PROTOCOL:		/* bad MAC: every listener */
+	case PSYNC_E_DECRYPT:		/* a listener that says so */
+		return MEPP_PROBE_KEY_WRONG;
+	case PSYNC_E_NOT_UPDATED:	/* published listener: PAM failed */
+	case PSYNC_E_BAD_USER:
+	case PSYNC_E_NO_USER:		/* psync */
+	case PSYNC_E_DISABLED:
+	case PSYNC_E_REFUSED:		/* a policy excludes the name */
+		return MEPP_PROBE_KEY_RIGHT;
+	default:
+		return MEPP_PROBE_OTHER_CODE;
+	}
+}
+
+/* One exchange; fills the failed step in out, or returns the code. */
+static int
+mepp_probe_once(const struct mepp_client *c, enum mepp_kdf_form form,
+    struct mepp_probe *out)
+{
+	struct mepp_client cc = *c;
+	struct psync_err err;
+	int code;
+
+	cc.kdf_form = form;
+	code = mepp_client_change(&cc, MEPP_PROBE_USER, "psync-probe-not-a-"
+	    "password", &err);
+	if (code == -1) {
+		out->io_step = err.code;
+		out->step = err.code == MEPP_STEP_ARGS ||
+		    err.code == MEPP_STEP_CRYPTO ||
+		    err.code == MEPP_STEP_RESOLVE ||
+		    err.code == MEPP_STEP_CONNECT ||
+		    (err.code == MEPP_STEP_TIMEOUT &&
+		    strstr(err.msg, "connect") != NULL) ?
+		    MEPP_PROBE_STEP_CONNECT : MEPP_PROBE_STEP_EXCHANGE;
+		str_copy(out->message, err.msg, sizeof(out->message));
+	}
+	return code;
+}
+
+enum mepp_probe_outcome
+mepp_client_probe(const struct mepp_client *c, const char *peer_name,
+    struct mepp_probe *out)
+{
+	enum mepp_kdf_form other;
+	const char *name = peer_name != NULL ? peer_name :
+	    c != NULL && c->host != NULL ? c->host : "(unnamed)";
+	int code, code2 = -1;
+
+	memset(out, 0, sizeof(*out));
+	out->code = -1;
+	out->outcome = MEPP_PROBE_FAILED;
+	if (c == NULL) {
+		out->step = MEPP_PROBE_STEP_CONNECT;
+		out->io_step = MEPP_STEP_ARGS;
+		str_copy(out->message, "MEPP probe: no peer", sizeof(out->message));
+		goto done;
+	}
+	out->form = c->kdf_form;
+	if ((code = mepp_probe_once(c, c->kdf_form, out)) == -1)
+		goto done;
+	out->code = code;
+	out->outcome = mepp_probe_judge(code);
+	if (out->outcome == MEPP_PROBE_KEY_WRONG) {
+		/* Same key, other form? One more exchange tells. */
+		other = c->kdf_form == MEPP_KDF_WORD8 ? MEPP_KDF_WORD4 :
+		    MEPP_KDF_WORD8;
+		code2 = mepp_probe_once(c, other, out);
+		if (code2 != -1 && mepp_probe_judge(code2) ==
+		    MEPP_PROBE_KEY_RIGHT) {
+			out->outcome = MEPP_PROBE_FORM_MISMATCH;
+			out->code = code2;
+			out->form = other;
+		}
+		out->step = MEPP_PROBE_STEP_NONE;
+		out->io_step = 0;
+	}
+	switch (out->outcome) {
+	case MEPP_PROBE_KEY_RIGHT:
+		snprintf(out->message, sizeof(out->message), "peer %s read our "
+		    "request (it answered %d, %s, for a user that cannot "
+		    "exist): the MEPP keys match", name, out->code,
+		    mepp_result_reason(out->code));
+		break;
+	case MEPP_PROBE_KEY_WRONG:
+		snprintf(out->message, sizeof(out->message), "%d: secret key "
+		    "mismatch or packet error for user %s on host %s: it "
+		    "answered %d (%s) %s: the MEPP keys differ",
+		    PSYNC_MSG_KEY_MISMATCH, MEPP_PROBE_USER, name, code,
+		    mepp_result_reason(code), code2 == -1 ? "(the other key "
+		    "derivation form got no answer)" : "with either key "
+		    "derivation form");
+		break;
+	case MEPP_PROBE_FORM_MISMATCH:
+		snprintf(out->message, sizeof(out->message), "peer %s shares "
+		    "our key but derives the session key in the %s form: set "
+		    "key-derivation = \"%s\" for it in psync.conf", name,
+		    mepp_kdf_form_name(out->form),
+		    mepp_kdf_form_name(out->form));
+		break;
+	case MEPP_PROBE_OTHER_CODE:
+		snprintf(out->message, sizeof(out->message), "peer %s answered "
+		    "%d (%s) for a user that cannot exist, which proves neither "
+		    "a right nor a wrong key", name, out->code,
+		    mepp_result_reason(out->code));
+		break;
+	case MEPP_PROBE_FAILED:
+		break;
+	}
+done:
+	return out->outcome;
+}
+
 /* ---------------------------------------------------------- listener */
 
 static void
@@ -513,30 +644,27 @@ mepp_lpeers_free(struct mepp_lpeer *peers, size_t n)
 	free(peers);
 }
 
-/* Copy and check the peer table. */
+/* Copy and check a peer table into *out (n may be 0: no peer yet). */
 static int
-mepp_lpeers_copy(struct mepp_listener *l, const struct mepp_listener_conf *conf,
-    struct psync_err *err)
+mepp_lpeers_copy(const struct mepp_peer *peers, size_t n,
+    struct mepp_lpeer **out, struct psync_err *err)
 {
 	const struct mepp_peer *src;
-	struct mepp_lpeer *dst;
+	struct mepp_lpeer *dst, *tab = NULL;
 	size_t i, j;
 	int rc = -1;
 
-	if (conf->n_peers == 0 || conf->peers == NULL) {
-		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener: no MEPP peers "
-		    "configured, so no client could ever be trusted");
-		goto done;
-	}
-	l->peers = calloc(conf->n_peers, sizeof(*l->peers));
-	if (l->peers == NULL) {
+	*out = NULL;
+	if (n == 0)
+		return 0;
+	tab = calloc(n, sizeof(*tab));
+	if (tab == NULL) {
 		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener: out of memory");
 		goto done;
 	}
-	l->n_peers = conf->n_peers;
-	for (i = 0; i < conf->n_peers; i++) {
-		src = &conf->peers[i];
-		dst = &l->peers[i];
+	for (i = 0; i < n; i++) {
+		src = &peers[i];
+		dst = &tab[i];
 		if (src->name == NULL || src->secret == NULL ||
 		    src->secret[0] == '\0') {
 			perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener: peer %s "
@@ -570,88 +698,107 @@ mepp_lpeers_copy(struct mepp_listener *l, const struct mepp_listener_conf *conf,
 			}
 		}
 	}
+	*out = tab;
+	tab = NULL;
 	rc = 0;
 done:
+	mepp_lpeers_free(tab, n);
 	return rc;
 }
 
-static int
-mepp_listener_bind(struct mepp_listener *l, const struct mepp_listener_conf *conf,
-    struct psync_err *err)
+int
+mepp_listen(const char *address, unsigned int port, struct psync_err *err)
 {
 	struct addrinfo hints, *res = NULL;
-	struct sockaddr_storage ss;
-	socklen_t sslen = sizeof(ss);
-	struct mepp_addr bound;
-	const char *host = conf->address != NULL ? conf->address : "::";
-	char port[16], addr[INET6_ADDRSTRLEN];
-	int on = 1, off = 0, gai, rc = -1;
+	const char *host = address != NULL ? address : "::";
+	char portbuf[16];
+	int fd = -1, on = 1, off = 0, gai, rc = -1;
 
-	snprintf(port, sizeof(port), "%u", conf->port);
+	snprintf(portbuf, sizeof(portbuf), "%u", port);
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if ((gai = getaddrinfo(host, port, &hints, &res)) != 0) {
+	if (port > 65535 || (gai = getaddrinfo(host, portbuf, &hints,
+	    &res)) != 0) {
 		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener %s:%u: cannot "
-		    "resolve the address: %s", host, conf->port,
-		    gai_strerror(gai));
+		    "resolve the address: %s", host, port, port > 65535 ?
+		    "port beyond 65535" : gai_strerror(gai));
 		goto done;
 	}
-	l->fd = socket(res->ai_family,
+	fd = socket(res->ai_family,
 	    res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, res->ai_protocol);
-	if (l->fd == -1) {
+	if (fd == -1) {
 		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener %s:%u: socket: "
-		    "%s", host, conf->port, strerror(errno));
+		    "%s", host, port, strerror(errno));
 		goto done;
 	}
-	if (setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1) {
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == -1) {
 		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener %s:%u: "
-		    "SO_REUSEADDR: %s", host, conf->port, strerror(errno));
+		    "SO_REUSEADDR: %s", host, port, strerror(errno));
 		goto done;
 	}
 	/* Without an address, IPv4 clients arrive as IPv4-mapped IPv6. */
-	if (res->ai_family == AF_INET6 && conf->address == NULL &&
-	    setsockopt(l->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off,
+	if (res->ai_family == AF_INET6 && address == NULL &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &off,
 	    sizeof(off)) == -1) {
 		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener %s:%u: "
-		    "IPV6_V6ONLY: %s", host, conf->port, strerror(errno));
+		    "IPV6_V6ONLY: %s", host, port, strerror(errno));
 		goto done;
 	}
-	if (bind(l->fd, res->ai_addr, res->ai_addrlen) == -1 ||
-	    listen(l->fd, 128) == -1) {
+	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1 ||
+	    listen(fd, 128) == -1) {
 		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener %s:%u: cannot "
-		    "listen: %s", host, conf->port, strerror(errno));
+		    "listen: %s", host, port, strerror(errno));
 		goto done;
 	}
-	if (getsockname(l->fd, (struct sockaddr *)&ss, &sslen) == -1) {
-		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener %s:%u: "
-		    "getsockname: %s", host, conf->port, strerror(errno));
-		goto done;
+	rc = fd;
+	fd = -1;
+done:
+	if (fd != -1)
+		close(fd);
+	if (res != NULL)
+		freeaddrinfo(res);
+	return rc;
+}
+
+/* Take a listening socket: its port and a label for the logs. */
+static int
+mepp_listener_set_fd(struct mepp_listener *l, int fd, struct psync_err *err)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	struct mepp_addr bound;
+	char addr[INET6_ADDRSTRLEN];
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == -1 ||
+	    (ss.ss_family != AF_INET && ss.ss_family != AF_INET6)) {
+		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener: descriptor %d "
+		    "is not a TCP socket", fd);
+		return -1;
 	}
+	l->fd = fd;
 	l->port = ntohs(ss.ss_family == AF_INET6 ?
 	    ((struct sockaddr_in6 *)(void *)&ss)->sin6_port :
 	    ((struct sockaddr_in *)(void *)&ss)->sin_port);
 	mepp_addr_from_sockaddr(&ss, &bound);
 	mepp_addr_format(&bound, addr, sizeof(addr));
 	snprintf(l->label, sizeof(l->label), "%s:%u", addr, l->port);
-	rc = 0;
-done:
-	if (res != NULL)
-		freeaddrinfo(res);
-	return rc;
+	return 0;
 }
 
-struct mepp_listener *
-mepp_listener_open(const struct mepp_listener_conf *conf, struct psync_err *err)
+/* A listener without its socket; fd < 0: bind conf's address. */
+static struct mepp_listener *
+mepp_listener_make(const struct mepp_listener_conf *conf, int fd,
+    struct psync_err *err)
 {
 	struct mepp_listener *l = NULL;
-	bool locks = false;
-	int ok = 0;
+	int locks = 0, ok = 0, lfd = -1;
 
 	if (mepp_crypto_init(err) == -1)
 		goto done;
-	if (conf->decide == NULL || conf->port > 65535) {
+	if ((conf->decide == NULL && conf->decide_ex == NULL) ||
+	    conf->port > 65535) {
 		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener: no decision "
 		    "callback or a port beyond 65535");
 		goto done;
@@ -664,6 +811,7 @@ mepp_listener_open(const struct mepp_listener_conf *conf, struct psync_err *err)
 	l->stop_pipe[0] = l->stop_pipe[1] = -1;
 	atomic_init(&l->stopping, false);
 	l->decide = conf->decide;
+	l->decide_ex = conf->decide_ex;
 	l->ctx = conf->ctx;
 	l->timeout_ms = conf->request_timeout_ms > 0 ? conf->request_timeout_ms :
 	    MEPP_REQUEST_TIMEOUT_MS;
@@ -671,33 +819,79 @@ mepp_listener_open(const struct mepp_listener_conf *conf, struct psync_err *err)
 	    MEPP_MAX_CONNECTIONS;
 	if (pthread_mutex_init(&l->lock, NULL) != 0 ||
 	    pthread_cond_init(&l->idle, NULL) != 0 ||
-	    pthread_mutex_init(&l->decide_lock, NULL) != 0) {
+	    pthread_mutex_init(&l->decide_lock, NULL) != 0 ||
+	    pthread_rwlock_init(&l->peers_lock, NULL) != 0) {
 		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener: cannot create "
 		    "its locks");
 		goto done;
 	}
-	locks = true;
-	if (mepp_lpeers_copy(l, conf, err) == -1)
+	locks = 1;
+	if (mepp_lpeers_copy(conf->peers, conf->n_peers, &l->peers, err) == -1)
 		goto done;
+	l->n_peers = conf->n_peers;
 	if (pipe2(l->stop_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
 		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener: pipe: %s",
 		    strerror(errno));
 		goto done;
 	}
-	if (mepp_listener_bind(l, conf, err) == -1)
+	if (fd < 0 && (lfd = mepp_listen(conf->address, conf->port, err)) == -1)
 		goto done;
+	if (mepp_listener_set_fd(l, fd < 0 ? lfd : fd, err) == -1)
+		goto done;
+	lfd = -1;
 	ok = 1;
 done:
+	if (lfd != -1)
+		close(lfd);
 	if (!ok && l != NULL) {
 		if (!locks) {
 			/* Partially initialised locks are not destroyed. */
-			mepp_lpeers_free(l->peers, l->n_peers);
 			free(l);
-		} else
+		} else {
+			if (fd >= 0 && l->fd == fd)
+				l->fd = -1;	/* the caller keeps it */
 			mepp_listener_free(l);
+		}
 		l = NULL;
 	}
 	return l;
+}
+
+struct mepp_listener *
+mepp_listener_open(const struct mepp_listener_conf *conf, struct psync_err *err)
+{
+	if (conf->n_peers == 0 || conf->peers == NULL) {
+		perr_set(err, PSYNC_E_PROTOCOL, "MEPP listener: no MEPP peers "
+		    "configured, so no client could ever be trusted");
+		return NULL;
+	}
+	return mepp_listener_make(conf, -1, err);
+}
+
+struct mepp_listener *
+mepp_listener_adopt(int fd, const struct mepp_listener_conf *conf,
+    struct psync_err *err)
+{
+	return mepp_listener_make(conf, fd, err);
+}
+
+int
+mepp_listener_set_peers(struct mepp_listener *l, const struct mepp_peer *peers,
+    size_t n, struct psync_err *err)
+{
+	struct mepp_lpeer *tab, *old;
+	size_t n_old;
+
+	if (mepp_lpeers_copy(peers, n, &tab, err) == -1)
+		return -1;
+	pthread_rwlock_wrlock(&l->peers_lock);
+	old = l->peers;
+	n_old = l->n_peers;
+	l->peers = tab;
+	l->n_peers = n;
+	pthread_rwlock_unlock(&l->peers_lock);
+	mepp_lpeers_free(old, n_old);
+	return 0;
 }
 
 unsigned int
@@ -732,6 +926,7 @@ mepp_listener_free(struct mepp_listener *l)
 	if (l->stop_pipe[1] != -1)
 		close(l->stop_pipe[1]);
 	mepp_lpeers_free(l->peers, l->n_peers);
+	pthread_rwlock_destroy(&l->peers_lock);
 	pthread_mutex_destroy(&l->lock);
 	pthread_cond_destroy(&l->idle);
 	pthread_mutex_destroy(&l->decide_lock);
@@ -741,14 +936,17 @@ mepp_listener_free(struct mepp_listener *l)
 /* The log line of the legacy tools for an answer, or psync's own. */
 static void
 mepp_log_answer(const char *peer, const char *addr, const char *user,
-    int type, int code, const char *why)
+    int type, int code, const char *why, enum mepp_kdf_form form)
 {
 	const char *what = type == MEPP_TYPE_CHECK ? "check" : "password change";
+	/* Worth knowing: that client is the 64-bit legacy PAM module. */
+	const char *how = form == MEPP_KDF_WORD8 ? " (8-byte key derivation "
+	    "form of the 64-bit legacy PAM module)" : "";
 
 	switch (code) {
 	case PSYNC_OK:
-		log_info("MEPP: %s for user %s from host %s/%s: accepted", what,
-		    user, peer, addr);
+		log_info("MEPP: %s for user %s from host %s/%s: accepted%s",
+		    what, user, peer, addr, how);
 		break;
 	case PSYNC_E_PROTOCOL:
 		log_warnx("%d: secret key mismatch or packet error for user %s "
@@ -756,50 +954,64 @@ mepp_log_answer(const char *peer, const char *addr, const char *user,
 		    addr, why != NULL ? why : "refused by the decision");
 		break;
 	case PSYNC_E_NO_USER:
-		log_warnx("%d: user %s does not exist on host %s/%s",
-		    PSYNC_MSG_NO_USER, user, peer, addr);
+		log_warnx("%d: user %s does not exist on host %s/%s%s",
+		    PSYNC_MSG_NO_USER, user, peer, addr, how);
 		break;
 	case PSYNC_E_REFUSED:
 		log_warnx("%d: password propagation denied for the remote user "
-		    "%s on host %s/%s", PSYNC_MSG_DENIED, user, peer, addr);
+		    "%s on host %s/%s%s", PSYNC_MSG_DENIED, user, peer, addr, how);
 		break;
 	default:
-		log_warnx("MEPP: %s for user %s from host %s/%s answered %d (%s)",
-		    what, user, peer, addr, code, code_reason(code));
+		log_warnx("MEPP: %s for user %s from host %s/%s answered %d "
+		    "(%s)%s", what, user, peer, addr, code, code_reason(code),
+		    how);
 		break;
 	}
 }
 
-/* Serve one connection: R1, one request, one answer. */
+/*
+ * Serve one connection: R1, one request, one answer. The peer table may
+ * be swapped (a reload) while connections are served:
+ * the lookups and the MAC checks run under the read lock, and only the
+ * matched peer's name is kept after it.
+ */
 static void
 mepp_conn_serve(struct mepp_conn *c)
 {
 	struct mepp_listener *l = c->l;
-	const struct mepp_lpeer *peer, *first;
+	const struct mepp_lpeer *peer;
 	struct mepp_request req;
 	uint8_t r1[MEPP_NONCE_LEN], buf[MEPP_MAX_REQUEST];
 	uint8_t resp[MEPP_RESPONSE_LEN];
+	struct mepp_decision d;
 	char user[MEPP_LOG_NAME_MAX + 1];
+	char pname[256];	/* a peer name from the configuration */
 	const char *why = NULL;
 	enum mepp_io io;
+	enum mepp_kdf_form form = MEPP_KDF_WORD4;
 	int64_t deadline;
 	size_t total = 0, got = 0, from = 0;
-	int code = PSYNC_E_PROTOCOL, type = -1, answer = 0;
+	int code = PSYNC_E_PROTOCOL, type = -1, answer = 0, matched = 0;
+	bool closed = false;
 
 	memset(&req, 0, sizeof(req));
 	str_copy(user, "(unknown)", sizeof(user));
-	first = peer = mepp_peer_next(l, &c->from, &from);
-	if (first == NULL)
+	pthread_rwlock_rdlock(&l->peers_lock);
+	peer = mepp_peer_next(l, &c->from, &from);
+	if (peer != NULL)
+		str_copy(pname, peer->name, sizeof(pname));
+	pthread_rwlock_unlock(&l->peers_lock);
+	if (peer == NULL)
 		goto done;
-	deadline = mepp_now_ms() + l->timeout_ms;
+	deadline = clock_mono_ms() + l->timeout_ms;
 	if (RAND_bytes(r1, sizeof(r1)) != 1) {
 		log_warnx("MEPP: the random number generator failed; closed the "
-		    "connection from host %s/%s", first->name, c->addr);
+		    "connection from host %s/%s", pname, c->addr);
 		goto done;
 	}
 	if ((io = mepp_write_full(c->fd, r1, sizeof(r1), deadline)) != MEPP_IO_OK) {
 		log_warnx("MEPP: cannot send R1 to host %s/%s: %s",
-		    first->name, c->addr, mepp_io_reason(io));
+		    pname, c->addr, mepp_io_reason(io));
 		goto done;
 	}
 	io = mepp_read_full(c->fd, buf, MEPP_HEADER_LEN, &got, deadline,
@@ -813,40 +1025,65 @@ mepp_conn_serve(struct mepp_conn *c)
 		io = mepp_read_full(c->fd, buf + MEPP_HEADER_LEN,
 		    total - MEPP_HEADER_LEN, &got, deadline, l->stop_pipe[0]);
 	}
+	if (io == MEPP_IO_CLOSED) {
+		/*
+		 * The client sent part of a request and shut its side down
+		 * (or sent nothing): it still reads, and the published
+		 * listener answers it 5, a short read.
+		 */
+		closed = true;
+		answer = 1;
+		goto done;
+	}
 	if (io != MEPP_IO_OK) {
 		if (io != MEPP_IO_STOPPED)
 			log_warnx("%d: error in receiving from socket: host "
-			    "%s/%s: %s", PSYNC_MSG_RECV, first->name, c->addr,
+			    "%s/%s: %s", PSYNC_MSG_RECV, pname, c->addr,
 			    mepp_io_reason(io));
 		goto done;
 	}
 	answer = 1;
 	/* Peers sharing an address: the one whose secret verifies. */
-	for (; peer != NULL; peer = mepp_peer_next(l, &c->from, &from)) {
+	from = 0;
+	pthread_rwlock_rdlock(&l->peers_lock);
+	while ((peer = mepp_peer_next(l, &c->from, &from)) != NULL) {
 		code = mepp_request_parse(r1, peer->secret, buf, total, &req);
-		if (code != PSYNC_E_PROTOCOL)
+		if (code != PSYNC_E_PROTOCOL) {
+			str_copy(pname, peer->name, sizeof(pname));
+			matched = 1;
 			break;
+		}
 		why = req.why;
 	}
-	if (peer == NULL) {
-		peer = first;
+	pthread_rwlock_unlock(&l->peers_lock);
+	if (!matched)
 		goto done;
-	}
 	if (code != PSYNC_OK) {
 		why = req.why;
 		goto done;
 	}
 	type = (int)req.type;
+	form = req.form;
 	mepp_log_name(req.user, user, sizeof(user));
 	if (pthread_mutex_lock(&l->decide_lock) != 0) {
 		code = PSYNC_E_UPDATE_FAILED;
 		goto done;
 	}
-	code = l->decide(l->ctx, peer->name, type, req.user, req.password);
+	if (l->decide_ex != NULL) {
+		d.peer = pname;
+		d.addr = c->addr;
+		d.type = type;
+		d.user = req.user;
+		d.password = req.password;
+		d.form = form;
+		code = l->decide_ex(l->ctx, &d);
+		memset(&d, 0, sizeof(d));
+	} else
+		code = l->decide(l->ctx, pname, type, req.user, req.password);
 	pthread_mutex_unlock(&l->decide_lock);
 	if (code < 0 || code > PSYNC_CODE_MAX) {
 		log_warnx("MEPP: the decision for user %s from host %s/%s gave "
-		    "%d, not a result code; answering %d", user, peer->name,
+		    "%d, not a result code; answering %d", user, pname,
 		    c->addr, code, PSYNC_E_UPDATE_FAILED);
 		code = PSYNC_E_UPDATE_FAILED;
 	}
@@ -858,15 +1095,22 @@ done:
 		 * A failed MAC leaves the user unknown: the bytes before the
 		 * first NUL may then be anything, the password included.
 		 */
-		mepp_log_answer(peer != NULL ? peer->name : first->name, c->addr,
-		    user, type, code, why);
+		if (closed)
+			log_warnx("%d: error in receiving from socket: host "
+			    "%s/%s: the client closed its side after %zu bytes "
+			    "of a request; answering %d", PSYNC_MSG_RECV,
+			    pname, c->addr,
+			    total > 0 ? MEPP_HEADER_LEN + got : got,
+			    PSYNC_E_PROTOCOL);
+		else
+			mepp_log_answer(pname, c->addr, user, type, code, why,
+			    form);
 		mepp_response_build(code, resp);
-		deadline = mepp_now_ms() + l->timeout_ms;
+		deadline = clock_mono_ms() + l->timeout_ms;
 		if ((io = mepp_write_full(c->fd, resp, sizeof(resp), deadline)) !=
 		    MEPP_IO_OK)
 			log_warnx("MEPP: cannot send the result to host %s/%s: %s",
-			    peer != NULL ? peer->name : first->name, c->addr,
-			    mepp_io_reason(io));
+			    pname, c->addr, mepp_io_reason(io));
 	}
 }
 
@@ -897,12 +1141,15 @@ mepp_listener_take(struct mepp_listener *l, int fd,
 	pthread_t tid;
 	char addr[INET6_ADDRSTRLEN];
 	size_t idx = 0;
-	bool attr_ok = false, counted = false;
+	bool attr_ok = false, counted = false, trusted;
 	int rc;
 
 	mepp_addr_from_sockaddr(ss, &from);
 	mepp_addr_format(&from, addr, sizeof(addr));
-	if (mepp_peer_next(l, &from, &idx) == NULL) {
+	pthread_rwlock_rdlock(&l->peers_lock);
+	trusted = mepp_peer_next(l, &from, &idx) != NULL;
+	pthread_rwlock_unlock(&l->peers_lock);
+	if (!trusted) {
 		log_warnx("MEPP listener %s: refused a connection from %s: no "
 		    "MEPP peer trusts this address", l->label, addr);
 		goto fail;

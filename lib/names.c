@@ -46,7 +46,8 @@ names_valid(const char *name)
 	const unsigned char *p = (const unsigned char *)name;
 	size_t n = 0;
 
-	if (*p == '\0' || *p == '-' || *p == '+')
+	/* "+" and "-" open NIS compat entries; "#" would make a comment. */
+	if (*p == '\0' || *p == '-' || *p == '+' || *p == '#')
 		return false;
 	for (; *p != '\0'; p++, n++)
 		if (*p < 0x20 || *p == 0x7f || *p == ':' || *p == ',' ||

@@ -15,6 +15,7 @@
 #include <strings.h>
 #include <wctype.h>
 
+#include "change.h"
 #include "codes.h"
 #include "names.h"
 #include "policy.h"
@@ -294,7 +295,14 @@ policy_check_password(const struct pw_rules *r, const char *user,
 {
 	long chars = utf8_length(password);
 	unsigned int classes;
+	size_t bytes = strlen(password);
 
+	/* What every layer can carry and every store take (lib/change.c). */
+	if (bytes > CHANGE_SECRET_MAX) {
+		snprintf(reason, len, "the password has %zu bytes; psync "
+		    "carries at most %d", bytes, CHANGE_SECRET_MAX);
+		return PSYNC_E_BAD_PASSWORD;
+	}
 	if (chars < 0) {
 		snprintf(reason, len, "the password is not valid UTF-8");
 		return PSYNC_E_BAD_PASSWORD;

@@ -320,12 +320,8 @@ q_dberr(struct queue *q, struct psync_err *err, const char *fmt, ...)
 static uint64_t
 clock_wall(void *ctx)
 {
-	struct timespec ts;
-
 	(void)ctx;
-	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return clock_wall_ms();
 }
 
 static uint64_t
@@ -487,6 +483,90 @@ queue_classify(int code)
 	if (code < 0 || code > PSYNC_CODE_MAX)
 		return QUEUE_VERDICT_RETRY;	/* unreachable, or unknown */
 	return verdicts[code];
+}
+
+enum queue_verdict
+queue_classify_peer(enum queue_peer_kind kind, int code, unsigned int attempts)
+{
+	/* The published listener's 4: this user cannot be changed there. */
+	if (kind == QUEUE_PEER_MEPP && code == PSYNC_E_NOT_UPDATED)
+		return attempts >= QUEUE_MEPP_NOT_UPDATED_TRIES ?
+		    QUEUE_VERDICT_GIVE_UP : QUEUE_VERDICT_RETRY;
+	return queue_classify(code);
+}
+
+/* A name or text for a log line: control characters become '?'. */
+static const char *
+log_safe(const char *in, char *out, size_t len)
+{
+	size_t i;
+
+	if (in == NULL)
+		in = "";
+	for (i = 0; in[i] != '\0' && i + 1 < len; i++) {
+		unsigned char ch = (unsigned char)in[i];
+
+		out[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	out[i] = '\0';
+	return out;
+}
+
+/* What a legacy listener's 4 means, for the log. */
+#define QUEUE_MEPP_4_MEANS "a legacy MEPP listener answers 4 when it " \
+	"cannot change this user (unknown to it, or refused by its PAM stack)"
+
+int
+queue_result_message(const struct queue_result_info *r, char *buf, size_t len)
+{
+	char peer[FRAME_NAME_MAX + 1], user[FRAME_USER_MAX + 1];
+	char why[QUEUE_ERROR_MAX + 1], id[QUEUE_ID_HEX_LEN + 1];
+	const char *sep;
+	bool mepp = r->kind == QUEUE_PEER_MEPP;
+	bool given_up = r->state == QUEUE_GIVEN_UP;
+	int prio = LOG_WARNING;
+
+	log_safe(r->peer, peer, sizeof(peer));
+	log_safe(r->user, user, sizeof(user));
+	log_safe(r->reason, why, sizeof(why));
+	log_safe(r->id_hex, id, sizeof(id));
+	sep = why[0] != '\0' ? ": " : "";
+	if (r->code == PSYNC_OK) {
+		prio = LOG_INFO;
+		snprintf(buf, len, "change %s for %s delivered to peer %s%s%s",
+		    id, user, peer, sep, why);
+	} else if (mepp && r->code == PSYNC_E_PROTOCOL) {
+		snprintf(buf, len, "%d: secret key mismatch or packet error for "
+		    "user %s on host %s (change %s%s)%s%s",
+		    PSYNC_MSG_KEY_MISMATCH, user, peer, id, given_up ?
+		    ", given up" : "; will retry", sep, why);
+	} else if (mepp && r->code == PSYNC_E_NOT_UPDATED && given_up) {
+		snprintf(buf, len, "change %s for %s given up for peer %s after "
+		    "%d tries: code 4 (%s): %s%s%s", id, user, peer,
+		    QUEUE_MEPP_NOT_UPDATED_TRIES, code_reason(r->code),
+		    QUEUE_MEPP_4_MEANS, sep, why);
+	} else if (mepp && r->code == PSYNC_E_NOT_UPDATED) {
+		snprintf(buf, len, "peer %s refused change %s for %s for now: "
+		    "code 4 (%s)%s%s; %s; will retry, giving up after %d tries",
+		    peer, id, user, code_reason(r->code), sep, why,
+		    QUEUE_MEPP_4_MEANS, QUEUE_MEPP_NOT_UPDATED_TRIES);
+	} else if (given_up && r->code == PSYNC_E_NO_USER) {
+		snprintf(buf, len, "%d: user %s does not exist on peer %s; "
+		    "change %s given up", PSYNC_MSG_NO_USER, user, peer, id);
+	} else if (given_up) {
+		snprintf(buf, len, "change %s for %s given up for peer %s: code "
+		    "%d (%s)%s%s", id, user, peer, r->code,
+		    code_reason(r->code), sep, why);
+	} else if (r->code == QUEUE_CODE_UNREACHABLE) {
+		prio = LOG_INFO;
+		snprintf(buf, len, "peer %s unreachable for change %s for %s; "
+		    "will retry%s%s", peer, id, user, sep, why);
+	} else {
+		snprintf(buf, len, "peer %s refused change %s for %s for now: "
+		    "code %d (%s)%s%s; will retry", peer, id, user, r->code,
+		    code_reason(r->code), sep, why);
+	}
+	return prio;
 }
 
 int
@@ -919,7 +999,7 @@ queue_known(struct queue *q, const uint8_t id[FRAME_ID_LEN],
 
 /* Older pending deliveries of user to peer step aside for change c. */
 static int
-supersede(struct queue *q, const struct frame_change *c, const char *peer,
+supersede(struct queue *q, const struct change *c, const char *peer,
     uint64_t now, const char *why, struct psync_err *err)
 {
 	sqlite3_stmt *st = q_stmt(q, S_SUPERSEDE);
@@ -938,29 +1018,19 @@ supersede(struct queue *q, const struct frame_change *c, const char *peer,
 }
 
 static int
-add_validate(const struct frame_change *c, const char *source,
+add_validate(const struct change *c, const char *source,
     const char *const *peers, size_t npeers, struct psync_err *err)
 {
+	struct psync_err why;
 	size_t i;
 
-	if (!name_ok(c->user, FRAME_USER_MAX) ||
-	    !name_ok(c->origin, FRAME_NAME_MAX) ||
-	    !name_ok(source, FRAME_NAME_MAX)) {
-		perr_set(err, PSYNC_E_BAD_USER, "queue: change refused: user, "
-		    "origin or source is empty or too long");
+	if (change_check(c, &why) != PSYNC_OK) {
+		perr_set(err, why.code, "queue: %s", why.msg);
 		return -1;
 	}
-	if (c->secret_kind != FRAME_SECRET_CLEARTEXT &&
-	    c->secret_kind != FRAME_SECRET_CRYPT) {
-		perr_set(err, PSYNC_E_PROTOCOL, "queue: change for user %s "
-		    "refused: unknown secret kind %u", c->user,
-		    (unsigned)c->secret_kind);
-		return -1;
-	}
-	if (c->secret_len > FRAME_SECRET_MAX) {
-		perr_set(err, PSYNC_E_PROTOCOL, "queue: change for user %s "
-		    "refused: secret longer than %d bytes", c->user,
-		    FRAME_SECRET_MAX);
+	if (!name_ok(source, FRAME_NAME_MAX)) {
+		perr_set(err, PSYNC_E_BAD_USER, "queue: change for user %s "
+		    "refused: source is empty or too long", c->user);
 		return -1;
 	}
 	/* SQLite integers are signed: a later time would sort as the oldest. */
@@ -982,7 +1052,7 @@ add_validate(const struct frame_change *c, const char *source,
 }
 
 int
-queue_add(struct queue *q, const struct frame_change *c, const char *source,
+queue_add(struct queue *q, const struct change *c, const char *source,
     const char *const *peers, size_t npeers, struct psync_err *err)
 {
 	unsigned char sealed[FRAME_SECRET_MAX + SEAL_OVERHEAD];
@@ -1283,6 +1353,15 @@ int
 queue_record(struct queue *q, const uint8_t id[FRAME_ID_LEN], const char *peer,
     int code, const char *reason, struct psync_err *err)
 {
+	return queue_record_peer(q, id, peer, QUEUE_PEER_PSYNC, code, reason,
+	    err);
+}
+
+int
+queue_record_peer(struct queue *q, const uint8_t id[FRAME_ID_LEN],
+    const char *peer, enum queue_peer_kind kind, int code, const char *reason,
+    struct psync_err *err)
+{
 	char hex[QUEUE_ID_HEX_LEN + 1], text[QUEUE_ERROR_MAX + 1] = "";
 	enum queue_verdict verdict;
 	uint64_t now = q_now(q), next;
@@ -1332,7 +1411,7 @@ queue_record(struct queue *q, const uint8_t id[FRAME_ID_LEN], const char *peer,
 	/* A late answer for a delivery already settled changes nothing. */
 	if (state == QUEUE_PENDING) {
 		verdict = code == PSYNC_OK ? QUEUE_VERDICT_DONE :
-		    queue_classify(code);
+		    queue_classify_peer(kind, code, attempts + 1);
 		next = now;
 		if (verdict == QUEUE_VERDICT_DONE) {
 			state = QUEUE_DONE;

@@ -45,6 +45,23 @@ enum queue_state {
 	QUEUE_SUPERSEDED	= 3,
 };
 
+/*
+ * What kind of listener a peer is: the published MEPP listener gives some
+ * codes another meaning than psync does (doc/mepp-notes.md).
+ */
+enum queue_peer_kind {
+	QUEUE_PEER_PSYNC,	/* psync's own protocol */
+	QUEUE_PEER_MEPP,	/* a legacy MEPP listener */
+};
+
+/*
+ * A MEPP peer's 4 ("password not updated") is what the published listener
+ * answers for a user it cannot change (unknown to it, or its PAM stack
+ * refuses): retrying for max-age would not help. Given up after this many
+ * tries instead.
+ */
+#define QUEUE_MEPP_NOT_UPDATED_TRIES	12
+
 /* What a result code from a peer means for the delivery. */
 enum queue_verdict {
 	QUEUE_VERDICT_DONE,	/* success */
@@ -60,7 +77,7 @@ struct queue_limits {
 
 /* One due delivery, with the change and its secret in clear: wipe it. */
 struct queue_item {
-	struct frame_change	change;
+	struct change	change;
 	char			source[FRAME_NAME_MAX + 1];
 	char			peer[FRAME_NAME_MAX + 1];
 	unsigned int		attempts;	/* failed tries so far */
@@ -125,7 +142,7 @@ int	queue_check(struct queue *q, struct psync_err *err);
  * Returns 1 when queued, 0 when the id was already known (nothing done),
  * -1 on error.
  */
-int	queue_add(struct queue *q, const struct frame_change *c,
+int	queue_add(struct queue *q, const struct change *c,
 	    const char *source, const char *const *peers, size_t npeers,
 	    struct psync_err *err);
 /* Is change id known to the queue? 1 yes, 0 no, -1 error. */
@@ -153,6 +170,36 @@ int	queue_record(struct queue *q, const uint8_t id[FRAME_ID_LEN],
 	    const char *peer, int code, const char *reason,
 	    struct psync_err *err);
 enum queue_verdict queue_classify(int code);
+/*
+ * The same for a peer of kind, whose delivery has now failed attempts
+ * times (this failure included); queue_classify is QUEUE_PEER_PSYNC.
+ */
+enum queue_verdict queue_classify_peer(enum queue_peer_kind kind, int code,
+	    unsigned int attempts);
+/* queue_record for a peer of kind (a MEPP peer's 4 is given up at last). */
+int	queue_record_peer(struct queue *q, const uint8_t id[FRAME_ID_LEN],
+	    const char *peer, enum queue_peer_kind kind, int code,
+	    const char *reason, struct psync_err *err);
+
+/* What psyncd logs for one recorded delivery result. */
+struct queue_result_info {
+	enum queue_peer_kind	 kind;
+	int			 state;	/* what queue_record_peer returned */
+	int			 code;	/* the peer's code, or UNREACHABLE */
+	const char		*peer;
+	const char		*user;	/* may come from the network */
+	const char		*id_hex;
+	const char		*reason;	/* may be NULL */
+};
+/*
+ * Write the log line for a delivery result to buf (control characters in
+ * names and reason escaped, so that nothing from the network forges a
+ * line) and return its syslog priority: LOG_INFO for a success or an
+ * unreachable peer, LOG_WARNING otherwise. A MEPP peer's 5 is the legacy
+ * message 8203 with the peer's name; its 4 says what 4 means there.
+ */
+int	queue_result_message(const struct queue_result_info *r, char *buf,
+	    size_t len);
 /* The delay before try attempts + 1, after attempts (>= 1) failures. */
 uint64_t queue_backoff_ms(const struct queue_limits *limits,
 	    unsigned int attempts);

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/rand.h>
+
 #include "codes.h"
 #include "spool.h"
 
@@ -90,7 +92,7 @@ spool_write(const char *dir, const unsigned char key[SEAL_KEY_LEN],
 	unsigned char *plain = NULL, *file = NULL;
 	char idhex[2 * FRAME_ID_LEN + 1], tmp[PATH_MAX], final[PATH_MAX];
 	long plen, slen;
-	int fd = -1, dfd = -1, rc = -1;
+	int fd = -1, rc = -1;
 	bool leftover = false;	/* a temporary file to remove on failure */
 
 	if (change->type != FRAME_CHANGE) {
@@ -143,20 +145,14 @@ spool_write(const char *dir, const unsigned char key[SEAL_KEY_LEN],
 		goto done;
 	}
 	leftover = false;
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd == -1 || fsync(dfd) == -1) {
-		perr_set(err, PSYNC_E_WRITE, "spool: cannot sync %s: %s", dir,
-		    strerror(errno));
+	if (dir_fsync(dir, err) == -1)
 		goto done;
-	}
 	rc = 0;
 done:
 	if (fd != -1)
 		close(fd);
 	if (leftover)
 		(void)unlink(tmp);
-	if (dfd != -1)
-		close(dfd);
 	if (plain != NULL)
 		secure_wipe(plain, FRAME_BUF_MAX);
 	free(plain);
@@ -293,4 +289,30 @@ oom:
 	spool_list_free(v, count);
 	perr_set(err, PSYNC_E_OPEN, "spool %s: out of memory", dir);
 	return -1;
+}
+
+int
+spool_submit(const char *dir, const unsigned char key[SEAL_KEY_LEN],
+    const char *node, const char *user, int kind, const char *secret,
+    char *name, struct psync_err *err)
+{
+	uint8_t id[FRAME_ID_LEN];
+	struct frame f;
+	int rc = -1;
+
+	memset(&f, 0, sizeof(f));
+	if (spool_prepare(dir, err) == -1)
+		goto done;
+	if (RAND_bytes(id, sizeof(id)) != 1) {
+		perr_set(err, PSYNC_E_UPDATE_FAILED, "no random bytes for the "
+		    "change id");
+		goto done;
+	}
+	if (frame_set_change(&f, id, node, clock_wall_ms(), user,
+	    (enum change_secret_kind)kind, secret, strlen(secret), err) == -1)
+		goto done;
+	rc = spool_write(dir, key, &f, name, err);
+done:
+	frame_wipe(&f);
+	return rc;
 }

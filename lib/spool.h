@@ -23,6 +23,15 @@ int	spool_prepare(const char *dir, struct psync_err *err);
 /* Write one CHANGE frame; name (SPOOL_NAME_LEN + 1 bytes) gets its name. */
 int	spool_write(const char *dir, const unsigned char key[SEAL_KEY_LEN],
 	    const struct frame *change, char *name, struct psync_err *err);
+/*
+ * Submit a change made on this node: a new id, the wall clock, the change
+ * type's checks (lib/change.c), sealed and durable in the spool (the one
+ * way pam_psync and psync-samba-hook hand changes to psyncd). The name
+ * of the file goes to name (SPOOL_NAME_LEN + 1). -1 with err.
+ */
+int	spool_submit(const char *dir, const unsigned char key[SEAL_KEY_LEN],
+	    const char *node, const char *user, int kind, const char *secret,
+	    char *name, struct psync_err *err);
 /* Read and open one spool file into f (a CHANGE); the caller wipes f. */
 int	spool_read(const char *dir, const char *name,
 	    const unsigned char key[SEAL_KEY_LEN], struct frame *f,

@@ -1,12 +1,16 @@
 /*
- * sso.conf importer. Two passes: read every KEY=VALUE line into a table
- * (refusing malformed lines with their number), then write psync.conf text
- * from the table, one section at a time.
+ * sso.conf importer. Three passes: read every KEY=VALUE line into a table
+ * (refusing malformed lines with their number), check the values now that
+ * the file's mode is known (a bad value of a key that matters is refused, of
+ * one that cannot matter is a warning), then write psync.conf text from the
+ * table, one section at a time, warnings first as comments.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +22,8 @@
 
 #define SSO_LINE_MAX	4096
 #define SSO_MAX_HOSTS	64
+#define SSO_MAX_WARN	32
+#define SSO_WARN_LEN	384
 
 enum sso_key {
 	K_SYNC_HOSTS, K_ENCRYPT_KEY, K_PORT_NUMBER, K_FILE_PATH, K_USE_SHADOW,
@@ -39,12 +45,74 @@ struct sso_host {
 };
 
 struct sso {
+	const char	*name;		/* of the file, for messages */
 	char		*value[K_COUNT];
 	int		 line[K_COUNT];
+	int		 dup_line[K_COUNT];	/* a second setting, or 0 */
 	struct sso_host	 hosts[SSO_MAX_HOSTS];
 	size_t		 n_hosts;
 	char		 unknown[SSO_LINE_MAX];	/* unknown keys, for a comment */
+	char		 warn[SSO_MAX_WARN][SSO_WARN_LEN];
+	int		 warn_line[SSO_MAX_WARN];	/* for the file's order */
+	size_t		 n_warn;
+	size_t		 n_warn_lost;	/* beyond SSO_MAX_WARN */
+	sso_warn_fn	 warn_fn;
+	void		*warn_ctx;
 };
+
+/* A warning: for the callback and for a comment atop the output. */
+static void
+sso_warn(struct sso *s, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+sso_warn(struct sso *s, int line, const char *fmt, ...)
+{
+	char msg[SSO_WARN_LEN], text[SSO_WARN_LEN];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	/* A long value is cut: a warning names it, it need not hold it. */
+	if ((line > 0 ? snprintf(msg, sizeof(msg), "%s:%d: warning: %s",
+	    s->name, line, text) : snprintf(msg, sizeof(msg), "%s: warning: %s",
+	    s->name, text)) < 0)
+		str_copy(msg, "warning", sizeof(msg));
+	if (s->n_warn == SSO_MAX_WARN) {
+		s->n_warn_lost++;
+		return;
+	}
+	/* Warnings about the whole file come after those about a line. */
+	s->warn_line[s->n_warn] = line > 0 ? line : INT_MAX;
+	str_copy(s->warn[s->n_warn++], msg, SSO_WARN_LEN);
+}
+
+/* The warnings in the order of their lines, to the caller's callback. */
+static void
+sso_warn_sort(struct sso *s)
+{
+	char tmp[SSO_WARN_LEN];
+	size_t i, j;
+	int line;
+
+	for (i = 1; i < s->n_warn; i++) {
+		for (j = i; j > 0 && s->warn_line[j] < s->warn_line[j - 1]; j--) {
+			line = s->warn_line[j];
+			s->warn_line[j] = s->warn_line[j - 1];
+			s->warn_line[j - 1] = line;
+			memcpy(tmp, s->warn[j], sizeof(tmp));
+			memcpy(s->warn[j], s->warn[j - 1], sizeof(tmp));
+			memcpy(s->warn[j - 1], tmp, sizeof(tmp));
+		}
+	}
+	if (s->n_warn_lost > 0 && s->n_warn > 0)
+		snprintf(s->warn[s->n_warn - 1], SSO_WARN_LEN, "%s: warning: "
+		    "%zu more warnings not shown", s->name, s->n_warn_lost + 1);
+	if (s->warn_fn != NULL)
+		for (i = 0; i < s->n_warn; i++)
+			s->warn_fn(s->warn_ctx, s->warn[i]);
+}
 
 static void
 sso_free(struct sso *s)
@@ -320,12 +388,29 @@ sso_read(struct sso *s, const char *text, const char *name, struct psync_err *er
 				    used, "%s%s", used > 0 ? " " : "", key);
 			continue;
 		}
-		if (s->value[k] != NULL) {
-			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: %s is "
-			    "already set on line %d", name, lineno, key, s->line[k]);
-			return -1;
+		if (s->line[k] > 0) {
+			if (k == K_SYNC_HOSTS) {
+				perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: %s "
+				    "is already set on line %d", name, lineno, key,
+				    s->line[k]);
+				return -1;
+			}
+			/* Refused or not once the mode is known. */
+			if (s->dup_line[k] == 0)
+				s->dup_line[k] = lineno;
+			secure_wipe(buf, sizeof(buf));
+			continue;
 		}
-		if (check_value(s, (enum sso_key)k, val, name, lineno, err) == -1)
+		if (val[0] == '\0') {
+			/* KEY= : the legacy default, as if the line were not there. */
+			s->line[k] = lineno;
+			if (k != K_SYNC_HOSTS)
+				sso_warn(s, lineno, "%s is empty, as if it were "
+				    "not set", key);
+			continue;
+		}
+		if (k == K_SYNC_HOSTS &&
+		    check_value(s, (enum sso_key)k, val, name, lineno, err) == -1)
 			return -1;
 		s->value[k] = strdup(val);
 		s->line[k] = lineno;
@@ -334,6 +419,72 @@ sso_read(struct sso *s, const char *text, const char *name, struct psync_err *er
 			perr_set(err, PSYNC_E_NOT_UPDATED, "out of memory");
 			return -1;
 		}
+	}
+	return 0;
+}
+
+/* Can a key's value change what the converted file says in this mode? */
+static bool
+sso_matters(const struct sso *s, enum sso_key k)
+{
+	/* No equivalent in psync: only ever a comment. */
+	if (k == K_TEMP_FILE_PATH || k == K_SYNC_RETRIES ||
+	    k == K_IGNORE_PROPAGATION_ERRORS)
+		return false;
+	/* Only with NIS (and when USE_NIS is bad, which is refused anyway). */
+	if (k == K_NIS_UPDATE_PATH)
+		return s->value[K_USE_NIS] != NULL &&
+		    sso_bool(s->value[K_USE_NIS]) != 0;
+	return true;
+}
+
+/*
+ * The values, in the order of their lines: a bad value or a second
+ * setting of a key that matters is an error; of one that cannot matter in
+ * this file's mode, a warning (the first value is kept, and only shows in
+ * comments).
+ */
+static int
+sso_check(struct sso *s, struct psync_err *err)
+{
+	struct psync_err why;
+	int order[K_COUNT], n = 0, i, j, k;
+
+	for (k = 0; k < K_COUNT; k++)
+		if (s->value[k] != NULL && k != K_SYNC_HOSTS)
+			order[n++] = k;
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && s->line[order[j]] < s->line[order[j - 1]]; j--) {
+			k = order[j];
+			order[j] = order[j - 1];
+			order[j - 1] = k;
+		}
+	for (i = 0; i < n; i++) {
+		k = order[i];
+		if (check_value(s, (enum sso_key)k, s->value[k], s->name,
+		    s->line[k], &why) == -1) {
+			if (sso_matters(s, (enum sso_key)k)) {
+				*err = why;
+				return -1;
+			}
+			/* why.msg is "NAME:LINE: KEY: ..."; keep the part after. */
+			sso_warn(s, s->line[k], "%s; ignored: %s", strstr(why.msg,
+			    sso_keys[k]) != NULL ? strstr(why.msg, sso_keys[k]) :
+			    sso_keys[k], k == K_NIS_UPDATE_PATH ? "USE_NIS is "
+			    "off" : "psync has no equivalent");
+		}
+	}
+	for (k = 0; k < K_COUNT; k++) {
+		if (s->dup_line[k] == 0)
+			continue;
+		if (sso_matters(s, (enum sso_key)k)) {
+			perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s:%d: %s is already "
+			    "set on line %d", s->name, s->dup_line[k], sso_keys[k],
+			    s->line[k]);
+			return -1;
+		}
+		sso_warn(s, s->dup_line[k], "%s is already set on line %d; the "
+		    "first value is kept", sso_keys[k], s->line[k]);
 	}
 	return 0;
 }
@@ -378,23 +529,69 @@ val(const struct sso *s, enum sso_key k, const char *dflt)
 	return s->value[k] != NULL ? s->value[k] : dflt;
 }
 
+/*
+ * The legacy daemon read FILE_PATH as the directory that holds passwd and
+ * shadow (its sample file says FILE_PATH=/etc). A path that ends in
+ * /passwd or /shadow names one of those files: its directory is taken.
+ * Fills dir (no trailing '/', except for "/") and says which it was.
+ */
+static void
+file_dir(const char *fp, char *dir, size_t len, bool *named_file)
+{
+	size_t n;
+	char *base;
+
+	str_copy(dir, fp, len);
+	n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		dir[--n] = '\0';
+	base = strrchr(dir, '/');
+	*named_file = base != NULL && (strcmp(base + 1, "passwd") == 0 ||
+	    strcmp(base + 1, "shadow") == 0);
+	if (*named_file)
+		base[base == dir ? 1 : 0] = '\0';
+}
+
+/* shadow-file = "DIR/FILE" and the like. */
+static void
+put_path(FILE *out, const char *option, const char *dir, const char *file)
+{
+	char path[SSO_LINE_MAX + 16];
+
+	snprintf(path, sizeof(path), "%s%s%s", dir, strcmp(dir, "/") == 0 ?
+	    "" : "/", file);
+	fprintf(out, "\t%s = ", option);
+	put_str(out, path);
+	fprintf(out, "\n");
+}
+
 static void
 write_store(const struct sso *s, FILE *out)
 {
 	bool shadow = sso_bool(val(s, K_USE_SHADOW, "1")) == 1;
 	bool nis = sso_bool(val(s, K_USE_NIS, "0")) == 1;
+	char dir[SSO_LINE_MAX];
+	bool named_file;
 
 	fprintf(out, "store {\n\ttype = files\n");
-	if (shadow) {
-		fprintf(out, "\tshadow-file = ");
-		put_str(out, val(s, K_FILE_PATH, "/etc/shadow"));
-		fprintf(out, "\n");
-	} else {
-		fprintf(out, "\t# USE_SHADOW=0: this host keeps hashes in passwd\n"
-		    "\thashes-in-passwd = true\n\tpasswd-file = ");
-		put_str(out, val(s, K_FILE_PATH, "/etc/passwd"));
-		fprintf(out, "\n");
-	}
+	if (s->value[K_FILE_PATH] != NULL) {
+		file_dir(s->value[K_FILE_PATH], dir, sizeof(dir), &named_file);
+		if (named_file)
+			fprintf(out, "\t# FILE_PATH=%s names a file; the legacy "
+			    "daemon read FILE_PATH as the directory of passwd "
+			    "and shadow: %s\n", s->value[K_FILE_PATH], dir);
+		else
+			fprintf(out, "\t# FILE_PATH=%s: the directory of passwd "
+			    "and shadow, as the legacy daemon read it\n",
+			    s->value[K_FILE_PATH]);
+	} else
+		str_copy(dir, "/etc", sizeof(dir));
+	if (!shadow)
+		fprintf(out, "\t# USE_SHADOW=0: this host keeps hashes in "
+		    "passwd\n\thashes-in-passwd = true\n");
+	put_path(out, "passwd-file", dir, "passwd");
+	if (shadow)
+		put_path(out, "shadow-file", dir, "shadow");
 	if (s->value[K_TEMP_FILE_PATH] != NULL)
 		fprintf(out, "\t# TEMP_FILE_PATH has no equivalent: psync writes "
 		    "its temporary file beside the file it replaces\n");
@@ -478,14 +675,29 @@ write_queue(const struct sso *s, FILE *out)
 int
 sso_convert(const char *text, const char *name, FILE *out, struct psync_err *err)
 {
-	struct sso s;
+	return sso_convert_warn(text, name, out, NULL, NULL, err);
+}
+
+int
+sso_convert_warn(const char *text, const char *name, FILE *out,
+    sso_warn_fn warn, void *ctx, struct psync_err *err)
+{
+	struct sso *sp;
+	size_t i;
 	int rc = -1;
 
-	memset(&s, 0, sizeof(s));
+	/* Big (hosts, warnings): on the heap, not the caller's stack. */
+	if ((sp = calloc(1, sizeof(*sp))) == NULL) {
+		perr_set(err, PSYNC_E_WRITE, "%s: out of memory", name);
+		return -1;
+	}
+	sp->name = name;
+	sp->warn_fn = warn;
+	sp->warn_ctx = ctx;
 	perr_clear(err);
-	if (sso_read(&s, text, name, err) == -1)
+	if (sso_read(sp, text, name, err) == -1 || sso_check(sp, err) == -1)
 		goto done;
-	if (s.n_hosts == 0) {
+	if (sp->n_hosts == 0) {
 		perr_set(err, PSYNC_E_BAD_PASSWD_FILE, "%s: SYNC_HOSTS is missing "
 		    "or empty: there is no Windows server to sync with", name);
 		goto done;
@@ -493,17 +705,28 @@ sso_convert(const char *text, const char *name, FILE *out, struct psync_err *err
 	fprintf(out, "# psync.conf converted from %s by psyncctl import-sso.\n"
 	    "# The legacy key is kept inline as 'key': keep this file mode 0600.\n\n",
 	    name);
-	if (s.unknown[0] != '\0')
-		fprintf(out, "# Unknown legacy keys, not converted: %s\n\n", s.unknown);
-	write_store(&s, out);
-	write_policy(&s, out);
-	write_peers(&s, out);
-	write_queue(&s, out);
+	if (sp->unknown[0] != '\0') {
+		sso_warn(sp, 0, "unknown keys, not converted: %s", sp->unknown);
+		fprintf(out, "# Unknown legacy keys, not converted: %s\n\n",
+		    sp->unknown);
+	}
+	sso_warn_sort(sp);
+	if (sp->n_warn > 0) {
+		fprintf(out, "# The import warned:\n");
+		for (i = 0; i < sp->n_warn; i++)
+			fprintf(out, "#   %s\n", sp->warn[i]);
+		fprintf(out, "\n");
+	}
+	write_store(sp, out);
+	write_policy(sp, out);
+	write_peers(sp, out);
+	write_queue(sp, out);
 	rc = ferror(out) ? -1 : 0;
 	if (rc == -1)
 		perr_set(err, PSYNC_E_WRITE, "%s: cannot write the converted "
 		    "configuration", name);
 done:
-	sso_free(&s);
+	sso_free(sp);
+	free(sp);
 	return rc;
 }

@@ -16,7 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "change.h"
 #include "codes.h"
+#include "names.h"
 #include "log.h"
 #include "store.h"
 #include "store_int.h"
@@ -53,19 +55,11 @@ store_result_set(struct store_result *r, int code, enum store_outcome outcome,
 	va_end(ap);
 }
 
+/* A local account name: the one rule of lib/names.c. */
 bool
 store_user_valid(const char *user)
 {
-	const unsigned char *p = (const unsigned char *)user;
-	size_t len = 0;
-
-	/* "+" and "-" open NIS compat entries; "#" would make a comment. */
-	if (*p == '\0' || *p == '+' || *p == '-' || *p == '#')
-		return false;
-	for (; *p != '\0'; p++, len++)
-		if (*p <= ' ' || *p == ':' || *p == 0x7f || *p == ',')
-			return false;
-	return len <= STORE_USER_MAX;
+	return names_valid(user);
 }
 
 size_t
@@ -127,15 +121,14 @@ check_change(const struct store_change *c, struct store_result *r)
 		    "invalid user name");
 		return false;
 	}
-	if (c->secret == NULL || c->secret[0] == '\0') {
+	/* The change type's rules (lib/change.c), as in every layer. */
+	if (c->secret == NULL || change_secret_check(c->kind ==
+	    STORE_SECRET_HASH ? CHANGE_SECRET_CRYPT : CHANGE_SECRET_CLEARTEXT,
+	    (const unsigned char *)c->secret, strnlen(c->secret,
+	    CHANGE_SECRET_MAX + 1), &err) != PSYNC_OK) {
 		store_result_set(r, PSYNC_E_BAD_PASSWORD, STORE_FAILED,
-		    "empty password for %s", c->user);
-		return false;
-	}
-	if (strlen(c->secret) > STORE_SECRET_MAX) {
-		store_result_set(r, PSYNC_E_BAD_PASSWORD, STORE_FAILED,
-		    "password for %s longer than %d bytes", c->user,
-		    STORE_SECRET_MAX);
+		    "%s for %s", c->secret == NULL ? "no password" : err.msg,
+		    c->user);
 		return false;
 	}
 	switch (c->kind) {
@@ -157,10 +150,44 @@ check_change(const struct store_change *c, struct store_result *r)
 	return true;
 }
 
+static size_t
+files_apply(const struct store_conf *conf, const struct store_env *env,
+    const struct store_change *changes, size_t n,
+    struct store_result *results)
+{
+	(void)env;
+	return store_files_apply(conf, changes, n, results);
+}
+
+static size_t
+pam_apply(const struct store_conf *conf, const struct store_env *env,
+    const struct store_change *changes, size_t n,
+    struct store_result *results)
+{
+	(void)env;
+	return store_pam_apply(conf, changes, n, results);
+}
+
+/* Every back-end; a new one is one file and one row. */
+static const struct store_backend backends[] = {
+	{ STORE_FILES,	"files",	files_apply },
+	{ STORE_PAM,	"pam",		pam_apply },
+	{ STORE_SAMBA,	"samba",	store_samba_backend_apply },
+};
+
 size_t
 store_apply(const struct store_conf *conf, const struct store_change *changes,
     size_t n, struct store_result *results)
 {
+	return store_apply_env(conf, NULL, changes, n, results);
+}
+
+size_t
+store_apply_env(const struct store_conf *conf, const struct store_env *env,
+    const struct store_change *changes, size_t n,
+    struct store_result *results)
+{
+	const struct store_backend *be = NULL;
 	struct psync_err err;
 	size_t i, failed = 0, applied = 0;
 	bool any_valid = false;
@@ -171,26 +198,18 @@ store_apply(const struct store_conf *conf, const struct store_change *changes,
 		if (check_change(&changes[i], &results[i]))
 			any_valid = true;
 	}
-	if (any_valid) {
-		switch (conf->type) {
-		case STORE_FILES:
-			store_files_apply(conf, changes, n, results);
-			break;
-		case STORE_PAM:
-			store_pam_apply(conf, changes, n, results);
-			break;
-		case STORE_SAMBA:
-			store_samba_apply(conf, changes, n, results);
-			break;
-		default:
-			for (i = 0; i < n; i++)
-				if (results[i].code == PSYNC_E_UPDATE_FAILED)
-					store_result_set(&results[i],
-					    PSYNC_E_UPDATE_FAILED, STORE_FAILED,
-					    "store type %d is not handled by "
-					    "the local store", (int)conf->type);
-			break;
-		}
+	for (i = 0; i < sizeof(backends) / sizeof(backends[0]); i++)
+		if (backends[i].type == conf->type)
+			be = &backends[i];
+	if (any_valid && be != NULL) {
+		be->apply(conf, env, changes, n, results);
+	} else if (any_valid) {
+		for (i = 0; i < n; i++)
+			if (results[i].code == PSYNC_E_UPDATE_FAILED)
+				store_result_set(&results[i],
+				    PSYNC_E_UPDATE_FAILED, STORE_FAILED,
+				    "store type %d is not handled by the local "
+				    "store", (int)conf->type);
 	}
 	for (i = 0; i < n; i++)
 		if (results[i].outcome == STORE_APPLIED)

@@ -11,15 +11,17 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config_file.h"
+#include "change.h"
 #include "util.h"
 
 #define STORE_REASON_LEN	256
 /* Longest user name and secret a change may carry. */
 #define STORE_USER_MAX		256
-#define STORE_SECRET_MAX	511
+#define STORE_SECRET_MAX	CHANGE_SECRET_MAX
 
 enum store_secret_kind {
 	STORE_SECRET_CLEARTEXT,		/* hashed by the store */
@@ -46,12 +48,44 @@ struct store_result {
 };
 
 /*
+ * What a back-end may need besides its configuration: psyncd's queue and
+ * host key, where the samba store keeps its notes of changes applied from
+ * peers (lib/samba_applied.c), so that the hook does not send them back.
+ * NULL or empty where there is no queue (psyncctl apply, the tests).
+ */
+struct queue;
+struct store_env {
+	struct queue		*q;
+	const unsigned char	*host_key;
+	uint64_t		 now_ms;
+};
+
+/*
+ * A back-end: one file (store_files.c, store_pam.c, store_samba.c) and
+ * one row of the table in store.c. apply() gets only the changes that
+ * passed the common checks (the others keep a failed result) and fills
+ * in each result; it does its own setup and clean-up per batch.
+ */
+struct store_backend {
+	enum store_type	 type;
+	const char	*name;
+	size_t		(*apply)(const struct store_conf *conf,
+			    const struct store_env *env,
+			    const struct store_change *changes, size_t n,
+			    struct store_result *results);
+};
+
+/*
  * Apply n changes; results must have room for n. Returns the number of
  * changes that failed (0: all applied, unchanged or superseded).
  */
 size_t	store_apply(const struct store_conf *conf,
 	    const struct store_change *changes, size_t n,
 	    struct store_result *results);
+/* The same, with the environment a back-end may use (env may be NULL). */
+size_t	store_apply_env(const struct store_conf *conf,
+	    const struct store_env *env, const struct store_change *changes,
+	    size_t n, struct store_result *results);
 
 /*
  * Fingerprints (lib/store_fp.c): a shortcut past the verify for passwords

@@ -341,10 +341,9 @@ hash_job(void *ctx, size_t i, struct crypt_data *cd)
 static double
 now_mono(void)
 {
-	struct timespec ts;
+	int64_t ms = clock_mono_ms();
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	return (double)ms / 1e3;
 }
 
 static void
@@ -629,18 +628,13 @@ write_backup(struct fctx *fx, const struct ffile *orig, struct psync_err *err)
 static int
 fsync_dir(struct fctx *fx, struct psync_err *err)
 {
-	int fd, rc = 0;
+	struct psync_err why;
 
-	fd = open(fx->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd == -1 || fsync(fd) == -1) {
-		perr_set(err, PSYNC_E_WRITE, "%s: the new file is in place but "
-		    "syncing directory %s failed: %s", fx->path, fx->dir,
-		    strerror(errno));
-		rc = -1;
-	}
-	if (fd != -1)
-		close(fd);
-	return rc;
+	if (dir_fsync(fx->dir, &why) == 0)
+		return 0;
+	perr_set(err, PSYNC_E_WRITE, "%s: the new file is in place but %s",
+	    fx->path, why.msg);
+	return -1;
 }
 
 static int

@@ -31,6 +31,7 @@
 #include "log.h"
 #include "store.h"
 #include "store_int.h"
+#include "samba_applied.h"
 #include "store_samba.h"
 #include "util.h"
 
@@ -519,5 +520,31 @@ store_samba_apply(const struct store_conf *conf,
 			failed++;
 	if (c.ld != NULL)
 		ldap_unbind_ext_s(c.ld, NULL, NULL);
+	return failed;
+}
+
+size_t
+store_samba_backend_apply(const struct store_conf *conf,
+    const struct store_env *env, const struct store_change *changes,
+    size_t n, struct store_result *results)
+{
+	struct psync_err err;
+	size_t i, failed;
+	bool notes = env != NULL && env->q != NULL && env->host_key != NULL;
+
+	/* Note first, so that the hook never misses it. */
+	for (i = 0; notes && i < n; i++)
+		if (results[i].code == PSYNC_E_UPDATE_FAILED &&
+		    results[i].outcome == STORE_FAILED &&
+		    changes[i].kind == STORE_SECRET_CLEARTEXT &&
+		    samba_applied_note(env->q, env->host_key, changes[i].user,
+		    changes[i].secret, env->now_ms, &err) == -1)
+			log_warnx("queue: noting change for %s as applied from a "
+			    "peer: %s", changes[i].user, err.msg);
+	failed = store_samba_apply(conf, changes, n, results);
+	for (i = 0; notes && i < n; i++)
+		if (results[i].outcome != STORE_APPLIED &&
+		    samba_applied_forget(env->q, changes[i].user, &err) == -1)
+			log_warnx("queue: %s", err.msg);
 	return failed;
 }

@@ -18,6 +18,14 @@
 #define SAMBA_UNICODEPWD_MAX	(2 * (STORE_SECRET_MAX + 2))
 
 /* Apply a batch to the directory; same contract as store_apply(). */
+/*
+ * The samba back-end's row (store.c): with a queue in env, it notes each
+ * cleartext password before it writes the directory, and drops the note
+ * when the write failed or changed nothing (lib/samba_applied.c).
+ */
+size_t	store_samba_backend_apply(const struct store_conf *conf,
+	    const struct store_env *env, const struct store_change *changes,
+	    size_t n, struct store_result *results);
 size_t	store_samba_apply(const struct store_conf *conf,
 	    const struct store_change *changes, size_t n,
 	    struct store_result *results);

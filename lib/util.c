@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "codes.h"
@@ -95,7 +96,10 @@ file_open_trusted(const char *path, bool private, struct psync_err *err)
 {
 	int fd;
 
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+	/* Non-blocking: a FIFO planted where a file is expected must not
+	   block the caller in open(); the checks below then refuse it. */
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY |
+	    O_NONBLOCK);
 	if (fd == -1) {
 		perr_set(err, errno == ENOENT ? PSYNC_E_FILE_NOT_FOUND : PSYNC_E_OPEN,
 		    "%s: cannot open: %s", path, strerror(errno));
@@ -268,4 +272,59 @@ state_db_prepare(const char *path, const char *what, struct psync_err *err)
 			return -1;
 	}
 	return 0;
+}
+
+uint64_t
+clock_wall_ms(void)
+{
+	struct timespec ts;
+
+	if (clock_gettime(CLOCK_REALTIME, &ts) == -1)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+int64_t
+clock_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int
+dir_fsync(const char *dir, struct psync_err *err)
+{
+	int fd, rc = -1;
+
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd == -1 || fsync(fd) == -1)
+		perr_set(err, PSYNC_E_WRITE, "cannot sync directory %s: %s",
+		    dir, strerror(errno));
+	else
+		rc = 0;
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+int
+dir_fsync_of(const char *path, struct psync_err *err)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+
+	if (slash == NULL)
+		str_copy(dir, ".", sizeof(dir));
+	else if (slash == path)
+		str_copy(dir, "/", sizeof(dir));
+	else if ((size_t)(slash - path) < sizeof(dir)) {
+		memcpy(dir, path, (size_t)(slash - path));
+		dir[slash - path] = '\0';
+	} else {
+		perr_set(err, PSYNC_E_WRITE, "%s: path too long", path);
+		return -1;
+	}
+	return dir_fsync(dir, err);
 }

@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #define PSYNC_ERR_LEN	512
@@ -64,5 +65,19 @@ int	hex_digit(int c);
 
 /* Copy at most dstlen-1 bytes and NUL-terminate; returns strlen(src). */
 size_t	str_copy(char *dst, const char *src, size_t dstlen);
+
+/*
+ * The one clock, in milliseconds: wall time is what changes are stamped
+ * and stored with; monotonic time is for deadlines and durations.
+ */
+uint64_t clock_wall_ms(void);
+int64_t	clock_mono_ms(void);
+
+/*
+ * Make a rename or a new file in dir durable: fsync the directory (or the
+ * directory of path). -1 with err (PSYNC_E_WRITE) naming it.
+ */
+int	dir_fsync(const char *dir, struct psync_err *err);
+int	dir_fsync_of(const char *path, struct psync_err *err);
 
 #endif

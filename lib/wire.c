@@ -71,18 +71,9 @@ struct wire_conn {
 };
 
 static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t
 deadline_after(int timeout_ms)
 {
-	return timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+	return timeout_ms < 0 ? -1 : clock_mono_ms() + timeout_ms;
 }
 
 /* Wait for events on fd until the deadline (-1: none). 1 ready, 0 timed
@@ -95,7 +86,7 @@ wait_fd(int fd, short events, int64_t deadline)
 	int n;
 
 	for (;;) {
-		left = deadline < 0 ? -1 : deadline - now_ms();
+		left = deadline < 0 ? -1 : deadline - clock_mono_ms();
 		if (deadline >= 0 && left < 0)
 			left = 0;
 		pfd.fd = fd;
@@ -105,7 +96,7 @@ wait_fd(int fd, short events, int64_t deadline)
 		if (n > 0)
 			return 1;
 		if (n == 0) {
-			if (deadline >= 0 && now_ms() >= deadline)
+			if (deadline >= 0 && clock_mono_ms() >= deadline)
 				return 0;
 			continue;
 		}
@@ -932,7 +923,7 @@ wire_accept(struct wire_server *srv, int listen_fd, int timeout_ms,
 		}
 	}
 	return wire_accept_fd(srv, fd, deadline < 0 ? -1 :
-	    (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 0), err);
+	    (int)(deadline - clock_mono_ms() > 0 ? deadline - clock_mono_ms() : 0), err);
 }
 
 /* ------------------------------------------------------------------ I/O */
@@ -1186,7 +1177,7 @@ static int
 hello_recv(struct wire_conn *c, struct frame *f, int64_t deadline,
     struct psync_err *err)
 {
-	int64_t left = deadline < 0 ? -1 : deadline - now_ms();
+	int64_t left = deadline < 0 ? -1 : deadline - clock_mono_ms();
 	enum wire_status st;
 
 	st = wire_recv(c, f, left < 0 && deadline >= 0 ? 0 :

@@ -20,40 +20,20 @@
 #include "seal.h"
 #include "spool.h"
 
-static uint64_t
-now_ms(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
-}
-
 /* Returns 0 when the change is durable in the spool, -1 with err. */
 static int
 pp_spool_change(const struct pp_context *c, const char *user,
     const char *password, char *name, struct psync_err *err)
 {
 	unsigned char key[SEAL_KEY_LEN];
-	uint8_t id[FRAME_ID_LEN];
-	struct frame f;
 	int rc = -1;
 
-	memset(&f, 0, sizeof(f));
 	if (seal_key_load(c->conf->queue.host_key_file, 1, key, err) == -1)
 		goto done;
-	if (spool_prepare(c->conf->queue.spool_directory, err) == -1)
-		goto done;
-	if (RAND_bytes(id, sizeof(id)) != 1) {
-		perr_set(err, 4, "no random bytes for the change id");
-		goto done;
-	}
-	if (frame_set_change(&f, id, c->conf->node_name, now_ms(), user,
-	    FRAME_SECRET_CLEARTEXT, password, strlen(password), err) == -1)
-		goto done;
-	rc = spool_write(c->conf->queue.spool_directory, key, &f, name, err);
+	rc = spool_submit(c->conf->queue.spool_directory, key,
+	    c->conf->node_name, user, CHANGE_SECRET_CLEARTEXT, password, name,
+	    err);
 done:
-	frame_wipe(&f);
 	secure_wipe(key, sizeof(key));
 	return rc;
 }

@@ -19,6 +19,10 @@ typedef int uid_t;
 #define O_NOFOLLOW		0
 #define O_CLOEXEC		0
 #define O_NOCTTY		0
+#define O_NONBLOCK		0
+#define O_DIRECTORY		0
+#define fsync(fd)		_commit(fd)
+#include <io.h>
 #define lstat(p, st)		stat((p), (st))
 #include <direct.h>
 #define mkdir(p, m)		_mkdir(p)

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "change.h"
 #include "codes.h"
 #include "common.h"
 #include "frame.h"
@@ -107,6 +108,7 @@ admit(const WCHAR *name)
 	struct pending *p;
 	const char *why;
 	char err[256], fname[MAX_PATH * 3];
+	struct psync_err perr;
 	size_t i;
 	int msgno;
 
@@ -139,13 +141,21 @@ admit(const WCHAR *name)
 		pending_free(p);
 		return;
 	}
-	if (p->c.pass_len == 0 || p->c.pass_len > FRAME_SECRET_MAX ||
-	    memchr(p->c.pass, 0, p->c.pass_len) != NULL) {
-		alog(LOG_WARN_, 0, "change %s for %s not sent: code %d (%s): "
-		    "psync carries passwords of 1 to %d bytes without NUL, "
-		    "this one has %u", p->hex, p->c.user, PSYNC_E_BAD_PASSWORD,
-		    code_reason(PSYNC_E_BAD_PASSWORD), FRAME_SECRET_MAX,
-		    (unsigned)p->c.pass_len);
+	/* What every psync layer would refuse (lib/change.c) is dropped here. */
+	if (!change_user_valid(p->c.user)) {
+		alog(LOG_WARN_, 0, "change %s not sent: code %d (%s): the user "
+		    "name is not 1 to %d bytes of UTF-8 without control "
+		    "characters", p->hex, PSYNC_E_BAD_USER,
+		    code_reason(PSYNC_E_BAD_USER), CHANGE_USER_MAX);
+		DeleteFileW(path);
+		pending_free(p);
+		return;
+	}
+	if (change_secret_check(CHANGE_SECRET_CLEARTEXT,
+	    (const unsigned char *)p->c.pass, p->c.pass_len, &perr) != PSYNC_OK) {
+		alog(LOG_WARN_, 0, "change %s for %s not sent: code %d (%s): %s",
+		    p->hex, p->c.user, PSYNC_E_BAD_PASSWORD,
+		    code_reason(PSYNC_E_BAD_PASSWORD), perr.msg);
 		DeleteFileW(path);
 		pending_free(p);
 		return;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "agent.h"
+#include "change.h"
 #include "common.h"
 #include "util.h"
 #include "wspool.h"
@@ -90,8 +91,8 @@ cmd_init(const char *node)
 	if (load_or_fail(&c) != 0)
 		return 1;
 	if (node != NULL) {
-		if (strlen(node) == 0 || strlen(node) > FRAME_NAME_MAX ||
-		    strchr(node, '#') != NULL || strchr(node, ' ') != NULL)
+		/* A PSK identity: a node name, and never '#' (key ids). */
+		if (!change_node_valid(node) || strchr(node, '#') != NULL)
 			return fail("bad node name: %s", node);
 		str_copy(c.node, node, sizeof(c.node));
 	}

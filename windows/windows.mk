@@ -8,7 +8,7 @@
 
 # The portable psync sources the agent reuses unchanged. If lib/ is
 # reorganised, this is the one place to fix.
-LIB_PORTABLE = ../lib/frame.c ../lib/codes.c ../lib/util.c
+LIB_PORTABLE = ../lib/frame.c ../lib/change.c ../lib/codes.c ../lib/util.c
 
 CC = x86_64-w64-mingw32-gcc
 O ?= ../_build/windows
@@ -50,7 +50,8 @@ $(O)/agent/%.o: %.c agent.h common.h spoolrec.h tls.h wspool.h
 	$(CC) $(CFLAGS) -I. $(addprefix -I,$(LIB_DIRS)) -I$(OPENSSL)/include \
 		-c $< -o $@
 
-# lib/ sources: their format strings are checked by the UNIX build; the
+# lib/ sources (util.c's clock functions need winpthread's clock_gettime,
+# linked statically): their format strings are checked by the UNIX build; the
 # Windows one only warns about %z, which __USE_MINGW_ANSI_STDIO handles.
 $(O)/lib/%.o: $(LIB_PORTABLE) config.h
 	@mkdir -p $(@D)
@@ -67,7 +68,8 @@ $(O)/agent/messages.o: messages.mc
 $(O)/psync-agent.exe: $(AGENT_OBJ)
 	$(CC) -static -Wl,--gc-sections -s -o $@ $(AGENT_OBJ) \
 		$(OPENSSL)/lib/libssl.a $(OPENSSL)/lib/libcrypto.a \
-		-lws2_32 -lcrypt32 -lbcrypt -ladvapi32 -luser32 -lgdi32
+		-lws2_32 -lcrypt32 -lbcrypt -ladvapi32 -luser32 -lgdi32 \
+		-Wl,-Bstatic -lpthread
 
 $(O)/lsa-loader.exe: ../tests/windows/lsa-loader.c
 	@mkdir -p $(@D)

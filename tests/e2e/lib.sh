@@ -242,7 +242,7 @@ CONF
 }
 
 e2e_psync_pair() { # A B
-	"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/$1/etc/psync/keys/$2.key" >/dev/null &&
+	"$top_builddir/psyncctl/psyncctl" keygen "$E2E_WORK/$1/etc/psync/keys/$2.key" >/dev/null &&
 	cp -p "$E2E_WORK/$1/etc/psync/keys/$2.key" "$E2E_WORK/$2/etc/psync/keys/$1.key" &&
 	e2e_psync_peer "$1" "$2" && e2e_psync_peer "$2" "$1"
 }
@@ -254,7 +254,7 @@ e2e_psyncd_start() { # NAME
 	# grep -c prints nothing for a missing file: count from a pipe, so that
 	# a log not yet created counts as 0 and the loop below really waits.
 	_before=$(cat "$_log" 2>/dev/null | grep -c "ready: node")
-	e2e_bg "$1" "$_log" "$top_builddir/daemon/psyncd" -f -d -u psync \
+	e2e_bg "$1" "$_log" "$top_builddir/psyncd/psyncd" -f -d -u psync \
 	    -c /etc/psync/psync.conf
 	eval "E2E_PSYNCD_$1=$E2E_PID"
 	_t=100
@@ -287,7 +287,7 @@ e2e_psyncd_stop() { # NAME [SIGNAL]
 	eval "E2E_PSYNCD_$1="
 }
 
-e2e_ctl() { _h=$1; shift; e2e_run "$_h" "$top_builddir/daemon/psyncctl" "$@"; }
+e2e_ctl() { _h=$1; shift; e2e_run "$_h" "$top_builddir/psyncctl/psyncctl" "$@"; }
 
 e2e_user() { # NAME USER UID PASSWORD
 	e2e_run "$1" useradd -M -d /nonexistent -s /bin/sh -u "$3" "$2" &&

@@ -14,7 +14,7 @@ echo "1..12"
 e2e_init || { echo "Bail out! cannot create the switch"; exit 1; }
 # pair A B: one new key, each a relaying peer of the other
 pair() {
-	"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/$1/etc/psync/keys/$2.key" >/dev/null &&
+	"$top_builddir/psyncctl/psyncctl" keygen "$E2E_WORK/$1/etc/psync/keys/$2.key" >/dev/null &&
 	cp -p "$E2E_WORK/$1/etc/psync/keys/$2.key" "$E2E_WORK/$2/etc/psync/keys/$1.key" &&
 	e2e_psync_peer "$1" "$2" "	relay = true" && e2e_psync_peer "$2" "$1" "	relay = true"
 }

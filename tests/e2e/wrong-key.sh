@@ -13,7 +13,7 @@ e2e_init || { echo "Bail out! cannot create the switch"; exit 1; }
 e2e_psync_host a 1 && e2e_psync_host b 2 && e2e_psync_pair a b ||
 	{ echo "Bail out! cannot create test hosts"; exit 1; }
 # b gets a key of its own for a: the two sides no longer agree.
-"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/b/etc/psync/keys/a.key.new" >/dev/null &&
+"$top_builddir/psyncctl/psyncctl" keygen "$E2E_WORK/b/etc/psync/keys/a.key.new" >/dev/null &&
 mv "$E2E_WORK/b/etc/psync/keys/a.key.new" "$E2E_WORK/b/etc/psync/keys/a.key" &&
 ! cmp -s "$E2E_WORK/a/etc/psync/keys/b.key" "$E2E_WORK/b/etc/psync/keys/a.key" ||
 	{ echo "Bail out! cannot make the keys differ"; exit 1; }

@@ -7,7 +7,10 @@
  * Random ciphertext decrypts to noise, which would leave the plaintext
  * checks (terminators, fill, MAC placement) nearly unexplored; so each input
  * is also used as a plaintext, encrypted under the session key and decoded
- * as a well-framed request.
+ * as a well-framed request. The decoder tries both key derivation forms
+ * (4- and 8-byte zero words); the seeds hold requests of both, with a
+ * version word other than 0, non-zero fill and an extra zero block, which
+ * the decoder accepts because the MAC proves them.
  */
 #include "config.h"
 
@@ -45,6 +48,7 @@ fuzz_decode(const uint8_t *data, size_t size)
 	case PSYNC_OK:
 		if (total != size || req.user[0] == '\0' ||
 		    (req.type != MEPP_TYPE_UPDATE && req.type != MEPP_TYPE_CHECK) ||
+		    (req.form != MEPP_KDF_WORD4 && req.form != MEPP_KDF_WORD8) ||
 		    strlen(req.user) >= MEPP_FIELD_MAX ||
 		    strlen(req.password) >= MEPP_FIELD_MAX)
 			abort();

@@ -1,7 +1,8 @@
 /*
  * Fuzz target: the sso.conf importer. Beyond not crashing, whatever it
  * accepts must convert into a psync.conf that the configuration parser
- * loads without an error.
+ * loads without an error, and every warning it gives (which also lands in
+ * the output, as a comment) must be one line without control characters.
  */
 #include "config.h"
 
@@ -28,6 +29,17 @@ on_problem(void *ctx, const char *message)
 	}
 }
 
+static void
+on_warning(void *ctx, const char *message)
+{
+	const unsigned char *p = (const unsigned char *)message;
+
+	(void)ctx;
+	for (; *p != '\0'; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -47,7 +59,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	f = open_memstream(&out, &len);
 	if (f == NULL)
 		goto done;
-	if (sso_convert(text, "fuzz-sso.conf", f, &err) == 0) {
+	if (sso_convert_warn(text, "fuzz-sso.conf", f, on_warning, NULL,
+	    &err) == 0) {
 		fclose(f);
 		f = NULL;
 		c = config_load_string(out, "converted", on_problem, out);

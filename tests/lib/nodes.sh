@@ -12,8 +12,8 @@ failed=0
 # cannot run them, and a temporary directory /tmp/NAME-XXXXXX that is
 # removed on exit with both nodes stopped (kept with PSYNC_KEEP set).
 nodes_begin() {
-	PSYNCD=$top_builddir/daemon/psyncd
-	PSYNCCTL=$top_builddir/daemon/psyncctl
+	PSYNCD=$top_builddir/psyncd/psyncd
+	PSYNCCTL=$top_builddir/psyncctl/psyncctl
 	DROP=$top_builddir/tests/spool-drop
 	if [ "$(id -u)" != 0 ]; then
 		echo "1..0 # SKIP needs root (psyncd drops privileges itself)"

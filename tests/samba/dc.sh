@@ -226,7 +226,7 @@ dc_sync_init() { # NAME ATTRS [--decrypt-samba-gpg]
 	_n=$1
 	rm -f "$E2E_WORK/$_n/samba/private/user-syncpasswords-cache.ldb"
 	dc_tool "$_n" user syncpasswords --cache-ldb-initialize \
-	    --attributes="$2" ${3:-} --script="$top_builddir/daemon/psync-samba-hook" \
+	    --attributes="$2" ${3:-} --script="$top_builddir/samba_hook/psync-samba-hook" \
 	    --filter='(&(objectClass=user)(userAccountControl:1.2.840.113556.1.4.803:=512)(!(sAMAccountName=krbtgt*))(!(sAMAccountName=Administrator)))'
 }
 

@@ -4,8 +4,8 @@
 # against files in a temporary directory. Prints TAP.
 set -u
 : "${top_srcdir:=..}" "${top_builddir:=.}"
-PSYNCD=$top_builddir/daemon/psyncd
-PSYNCCTL=$top_builddir/daemon/psyncctl
+PSYNCD=$top_builddir/psyncd/psyncd
+PSYNCCTL=$top_builddir/psyncctl/psyncctl
 tmp=$(mktemp -d /tmp/psync-cli-XXXXXX)
 trap 'rm -rf "$tmp"' EXIT INT TERM
 n=0
@@ -30,7 +30,7 @@ has() { grep -qF -- "$1" "$tmp/run" || { echo "expected: $1"; cat "$tmp/run"; re
 hasnt() { ! grep -qF -- "$1" "$tmp/run" || { echo "unexpected: $1"; cat "$tmp/run"; return 1; }; }
 status() { [ "$rc" -eq "$1" ] || { echo "expected exit $1, got $rc"; cat "$tmp/run"; return 1; }; }
 
-echo "1..18"
+echo "1..19"
 
 t_example() {
 	cp "$top_srcdir/conf/psync.conf.example" "$tmp/example.conf"
@@ -67,6 +67,16 @@ t_import() {
 	run "$PSYNCD" -t -c "$tmp/imported.conf" && status 0 && has "configuration OK"
 }
 ok "psyncctl import-sso output passes psyncd -t" t_import
+
+t_import_legacy() {
+	"$PSYNCCTL" import-sso "$top_srcdir/tests/data/sso-legacy.conf" \
+	    >"$tmp/legacy.conf" 2>"$tmp/legacy.err" || { cat "$tmp/legacy.err"; return 1; }
+	chmod 600 "$tmp/legacy.conf"
+	run "$PSYNCD" -t -c "$tmp/legacy.conf" && status 0 && has "configuration OK" &&
+	    run cat "$tmp/legacy.conf" && has 'shadow-file = "/etc/shadow"' &&
+	    ! grep -q 'shadow-file = "/etc"$' "$tmp/legacy.conf" && has "NIS_UPDATE_PATH: expected an absolute path, got 'bidon'; ignored: USE_NIS is off"
+}
+ok "psyncctl import-sso maps a real legacy file (FILE_PATH=/etc, NIS placeholder) to one that passes psyncd -t" t_import_legacy
 
 t_import_bad() {
 	printf 'SYNC_HOSTS=(192.0.2.1)\nPORT_NUMBER=6677\nnonsense\n' >"$tmp/sso.conf"

@@ -6,8 +6,8 @@
 # TAP.
 set -u
 : "${top_srcdir:=..}" "${top_builddir:=.}"
-PSYNCD=$top_builddir/daemon/psyncd
-PSYNCCTL=$top_builddir/daemon/psyncctl
+PSYNCD=$top_builddir/psyncd/psyncd
+PSYNCCTL=$top_builddir/psyncctl/psyncctl
 if [ "$(id -u)" -ne 0 ]; then
 	echo "1..0 # SKIP needs root (psync.conf must be root-owned)"
 	exit 0

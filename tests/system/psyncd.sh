@@ -35,7 +35,7 @@ sed -i "s/^listen mepp {/listen mepp {\n\taddress = \"127.0.0.1\"\n\tport = $por
 cp "$tmp/A/keys/B.key" "$tmp/B/keys/A.key"
 "$PSYNCCTL" keygen "$tmp/wrong.key" >/dev/null
 
-echo "1..17"
+echo "1..18"
 
 t_start() {
 	"$PSYNCD" -t -c "$tmp/A/psync.conf" && "$PSYNCD" -t -c "$tmp/B/psync.conf" &&
@@ -301,6 +301,23 @@ t_store_fail() {
 	wait_for 15 hash_is B bob "Bob-Pass-2"
 }
 ok "B's store fails: A gets the error code and keeps the change queued; it arrives once the store is back" t_store_fail
+
+# B's listener takes a new MEPP key on SIGHUP, without a restart: A's
+# old key is then refused (5, logged 8203 on B), the new one works.
+t_mepp_rekey() {
+	sed -i 's/legacy-secret-key-1/legacy-secret-key-2/' "$tmp/B/psync.conf"
+	kill -HUP "$pid_b"
+	wait_for 10 sh -c "[ \$(grep -c 'reloaded' '$tmp/B/log') -ge 1 ]" || return 1
+	sleep 0.5
+	echo "Mepp-Pass-2" | ctl A send carol --peer winb >/dev/null
+	wait_for 10 grep -q "8203.*wina" "$tmp/B/log" ||
+	{ echo "B did not refuse the old key"; tail -n 5 "$tmp/B/log"; return 1; }
+	hash_is B carol "Mepp-Pass-2" && { echo "the old key still works"; return 1; }
+	sed -i 's/legacy-secret-key-1/legacy-secret-key-2/' "$tmp/A/psync.conf"
+	kill -HUP "$pid_a"
+	wait_for 10 hash_is B carol "Mepp-Pass-2"
+}
+ok "a MEPP listener's key changes on SIGHUP: the old key is refused, the new one delivers" t_mepp_rekey
 
 t_not_running() {
 	stop A

@@ -78,6 +78,7 @@ test_example_loads_with_documented_values(void **state)
 	assert_string_equal(p->trusted[0], "192.0.2.10");
 	assert_int_equal(p->rules.min_classes, 3);
 	assert_true(p->rules.reject_username);
+	assert_int_equal(p->mepp_key_words, 4);
 	p = config_find_peer(c, "unix2");
 	assert_non_null(p);
 	assert_int_equal(p->connect_timeout, 10);
@@ -163,6 +164,14 @@ static const struct {
 	  " key = \"Abcdefgh12345678\"\n}\n",
 	  "t.conf:5: peer 'w': option 'trusted-addresses': expected the "
 	  "addresses this Windows server connects from (direction is both)" },
+	{ "peer \"w\" {\n protocol = mepp\n address = \"192.0.2.1\"\n"
+	  " key = \"Abcdefgh12345678\"\n key-derivation = 64bit\n}\n",
+	  "t.conf:5: option 'key-derivation': expected 4-byte or 8-byte, got "
+	  "'64bit'" },
+	{ "peer \"p\" {\n address = \"192.0.2.1\"\n key-file = \"/k\"\n"
+	  " key-derivation = 8-byte\n}\n",
+	  "t.conf:5: peer 'p': option 'key-derivation': only MEPP peers derive "
+	  "a session key from a legacy key (protocol is psync)" },
 	{ "peer \"w\" {\n address = \"192.0.2.1\"\n key = \"x\"\n key-file = \"/k\"\n}\n",
 	  "t.conf:5: peer 'w': option 'key': only MEPP peers have an inline key; "
 	  "psync peers use 'key-file' (32 random bytes, psyncctl keygen)" },
@@ -263,6 +272,27 @@ test_legacy_mepp_keys_and_peers_are_warned_about(void **state)
 }
 
 static void
+test_mepp_peer_key_derivation_defaults_to_4_byte_and_takes_8_byte(void **state)
+{
+	struct messages m = { 0 };
+	struct psync_config *c;
+
+	(void)state;
+	c = config_load_string("peer \"w1\" {\n protocol = mepp\n"
+	    " address = \"192.0.2.1\"\n key = \"Abcdefgh123456789\"\n"
+	    " key-derivation = 8-byte\n}\npeer \"w2\" {\n protocol = mepp\n"
+	    " address = \"192.0.2.2\"\n key = \"Abcdefgh123456789\"\n}\n"
+	    "peer \"w3\" {\n protocol = mepp\n address = \"192.0.2.3\"\n"
+	    " key = \"Abcdefgh123456789\"\n key-derivation = \"4-byte\"\n}\n",
+	    "t.conf", collect, &m);
+	assert_non_null(c);
+	assert_int_equal(config_find_peer(c, "w1")->mepp_key_words, 8);
+	assert_int_equal(config_find_peer(c, "w2")->mepp_key_words, 4);
+	assert_int_equal(config_find_peer(c, "w3")->mepp_key_words, 4);
+	config_free(c);
+}
+
+static void
 test_durations_take_units(void **state)
 {
 	(void)state;
@@ -347,6 +377,7 @@ main(void)
 		cmocka_unit_test(test_every_error_names_file_line_option_and_expectation),
 		cmocka_unit_test(test_weak_setups_warn_but_load),
 		cmocka_unit_test(test_legacy_mepp_keys_and_peers_are_warned_about),
+		cmocka_unit_test(test_mepp_peer_key_derivation_defaults_to_4_byte_and_takes_8_byte),
 		cmocka_unit_test(test_durations_take_units),
 		cmocka_unit_test(test_unsafe_files_are_refused),
 	};

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "codes.h"
@@ -433,26 +434,44 @@ test_response_parser_refuses_malformed_responses(void **state)
 }
 
 static void
-test_every_single_byte_tamper_of_v1_gives_code_5(void **state)
+test_every_tamper_the_mac_covers_gives_code_5(void **state)
 {
-	/* 0x02 turns type 0 into 2: the MAC covers the type. */
+	/* 0x02 turns type 0 into 2 and version 0 into 2: the MAC covers both. */
 	static const uint8_t flips[] = { 0x01, 0x02, 0x80, 0xff };
 	const uint8_t *r1 = vec_get("", "r1")->data;
 	const struct vec *rq = vec_get("v1", "request");
 	struct mepp_request *req = malloc(sizeof(*req));
 	uint8_t buf[256];
 	char secret[128];
-	size_t i, f;
+	size_t i, f, fill_block;
 	int rc;
 
 	(void)state;
 	assert_non_null(req);
 	vec_str("v1", "secret", secret, sizeof(secret));
+	/*
+	 * v1's plaintext is alice NUL password NUL MAC (40 bytes) and 8 bytes
+	 * of fill: its last ciphertext block holds nothing but fill, which no
+	 * MAC covers and the published listener never reads. Changing it
+	 * changes nothing that matters; every other byte is covered.
+	 */
+	fill_block = rq->len - 8;
 	for (f = 0; f < NELEM(flips); f++) {
 		for (i = 0; i < rq->len; i++) {
 			memcpy(buf, rq->data, rq->len);
 			buf[i] ^= flips[f];
 			rc = mepp_request_parse(r1, secret, buf, rq->len, req);
+			if (i >= fill_block) {
+				if (rc != PSYNC_OK)
+					fail_msg("fill byte %zu xor %02x: code "
+					    "%d (%s), expected 0", i, flips[f],
+					    rc, req->why);
+				assert_string_equal(req->user, "alice");
+				assert_string_equal(req->password,
+				    "N3w-Passw0rd!");
+				mepp_request_wipe(req);
+				continue;
+			}
 			if (rc != PSYNC_E_PROTOCOL)
 				fail_msg("byte %zu xor %02x: code %d, expected 5",
 				    i, flips[f], rc);
@@ -511,7 +530,7 @@ set_total(uint8_t *buf, uint32_t total)
 }
 
 static void
-test_header_checks_refuse_lying_lengths_versions_and_types(void **state)
+test_header_checks_refuse_lying_lengths_and_types(void **state)
 {
 	const struct vec *rq = vec_get("v1", "request");
 	uint8_t buf[MEPP_HEADER_LEN];
@@ -541,49 +560,82 @@ test_header_checks_refuse_lying_lengths_versions_and_types(void **state)
 	assert_int_equal(mepp_request_header(buf, sizeof(buf), &why), 0);
 	buf[11] = 3;
 	assert_int_equal(mepp_request_header(buf, sizeof(buf), &why), 0);
+	/* The version is the MAC's business, not the header check's. */
 	memcpy(buf, rq->data, sizeof(buf));
 	buf[3] = 1;
-	assert_int_equal(mepp_request_header(buf, sizeof(buf), &why), 0);
-	assert_string_equal(why, "unsupported protocol version");
+	assert_int_equal(mepp_request_header(buf, sizeof(buf), &why), rq->len);
+	buf[0] = 0xff;
+	assert_int_equal(mepp_request_header(buf, sizeof(buf), &why), rq->len);
 }
 
+/* How forge() makes a request. */
+struct forge_opts {
+	enum mepp_kdf_form	form;
+	uint32_t		version;	/* in the header */
+	uint32_t		mac_version;	/* in the MAC input */
+	uint32_t		type;
+	size_t			fill;		/* bytes after the MAC */
+	uint8_t			fillbyte;	/* of the first fill bytes */
+	size_t			tail;		/* last bytes of the fill... */
+	uint8_t			tailbyte;	/* ...set to this */
+};
+
 /*
- * Encrypt a hand-made plaintext with a valid MAC into a request, so that
- * the framing checks (not the MAC) must catch what is wrong with it.
+ * Encrypt a hand-made plaintext with a MAC into a request, so that the
+ * framing checks (not the MAC) must catch what is wrong with it.
  */
 static size_t
-forge(const char *secret, const char *user, const char *password,
-    size_t fill, uint8_t fillbyte, uint8_t *out)
+forge_with(const char *secret, const char *user, const char *password,
+    const struct forge_opts *o, uint8_t *out)
 {
 	const uint8_t *r1 = vec_get("", "r1")->data, *r2 = vec_get("", "r2")->data;
 	struct mepp_kdf kdf;
 	uint8_t pt[512], mac[MEPP_MAC_LEN];
 	size_t ulen = strlen(user), plen = strlen(password), n, total;
 
-	n = ulen + 1 + plen + 1 + MEPP_MAC_LEN + fill;
-	assert_true(n % 8 == 0 && n <= sizeof(pt));
+	n = ulen + 1 + plen + 1 + MEPP_MAC_LEN + o->fill;
+	assert_true(n % 8 == 0 && n <= sizeof(pt) && o->tail <= o->fill);
 	total = MEPP_HEADER_LEN + MEPP_NONCE_LEN + n;
-	assert_int_equal(mepp_kdf(r1, secret, r2, &kdf), 0);
-	assert_int_equal(mepp_mac(kdf.key, (uint32_t)total, 0, user, password,
-	    mac), 0);
+	assert_int_equal(mepp_kdf_as(r1, secret, r2, o->form, &kdf), 0);
+	assert_int_equal(mepp_mac_version(kdf.key, o->mac_version,
+	    (uint32_t)total, o->type, user, password, mac), 0);
 	memset(pt, 0, sizeof(pt));
 	memcpy(pt, user, ulen);
 	memcpy(pt + ulen + 1, password, plen);
 	memcpy(pt + ulen + 1 + plen + 1, mac, sizeof(mac));
-	memset(pt + n - fill, fillbyte, fill);
+	memset(pt + n - o->fill, o->fillbyte, o->fill);
+	memset(pt + n - o->tail, o->tailbyte, o->tail);
 	memset(out, 0, MEPP_HEADER_LEN);
+	out[0] = (uint8_t)(o->version >> 24);
+	out[1] = (uint8_t)(o->version >> 16);
+	out[2] = (uint8_t)(o->version >> 8);
+	out[3] = (uint8_t)o->version;
 	set_total(out, (uint32_t)total);
+	out[11] = (uint8_t)o->type;
 	memcpy(out + MEPP_HEADER_LEN, r2, MEPP_NONCE_LEN);
 	assert_int_equal(mepp_des3_ecb(kdf.key, 1, pt,
 	    out + MEPP_HEADER_LEN + MEPP_NONCE_LEN, n), 0);
 	return total;
 }
 
+static size_t
+forge(const char *secret, const char *user, const char *password,
+    size_t fill, uint8_t fillbyte, uint8_t *out)
+{
+	struct forge_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.fill = fill;
+	o.fillbyte = fillbyte;
+	return forge_with(secret, user, password, &o, out);
+}
+
 static void
-test_bad_fill_is_refused_even_with_a_valid_mac(void **state)
+test_fill_is_ignored_and_one_extra_zero_block_accepted(void **state)
 {
 	const uint8_t *r1 = vec_get("", "r1")->data;
 	struct mepp_request *req = malloc(sizeof(*req));
+	struct forge_opts o;
 	uint8_t buf[512];
 	char secret[128];
 	size_t n;
@@ -596,16 +648,48 @@ test_bad_fill_is_refused_even_with_a_valid_mac(void **state)
 	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req), PSYNC_OK);
 	assert_string_equal(req->password, "pw12");
 	mepp_request_wipe(req);
-	/* Non-zero fill. */
+	/* Non-zero fill: the MAC does not cover it; the legacy listener
+	   never reads it. */
 	n = forge(secret, "alice", "pw12", 1, 0x41, buf);
+	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req), PSYNC_OK);
+	assert_string_equal(req->password, "pw12");
+	mepp_request_wipe(req);
+	/* A full block of fill (32 bytes before it), not zero. */
+	n = forge(secret, "alice", "pw123", 8, 0xa5, buf);
+	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req), PSYNC_OK);
+	mepp_request_wipe(req);
+	/* One extra all-zero block after the fill. */
+	n = forge(secret, "alice", "pw12", 9, 0, buf);
+	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req), PSYNC_OK);
+	assert_string_equal(req->user, "alice");
+	assert_string_equal(req->password, "pw12");
+	mepp_request_wipe(req);
+	/* ... after fill bytes that are not zero. */
+	memset(&o, 0, sizeof(o));
+	o.fill = 16;
+	o.fillbyte = 0x77;
+	o.tail = 8;
+	o.tailbyte = 0;
+	n = forge_with(secret, "alice", "pw123", &o, buf);
+	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req), PSYNC_OK);
+	mepp_request_wipe(req);
+
+	/* What the MAC does not cover and no legacy client sends: refused. */
+	o.fill = 9;		/* extra block not zero */
+	o.fillbyte = 0;
+	o.tail = 1;
+	o.tailbyte = 0x01;
+	n = forge_with(secret, "alice", "pw12", &o, buf);
+	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req),
+	    PSYNC_E_PROTOCOL);
+	assert_string_equal(req->why, "the block after the fill is not zero "
+	    "(wrong secret or altered data)");
+	/* Two extra zero blocks. */
+	n = forge(secret, "alice", "pw12", 17, 0, buf);
 	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req),
 	    PSYNC_E_PROTOCOL);
 	assert_string_equal(req->why,
-	    "fill is not zero (wrong secret or altered data)");
-	/* Nine bytes of fill: a whole extra block. */
-	n = forge(secret, "alice", "pw12", 9, 0, buf);
-	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req),
-	    PSYNC_E_PROTOCOL);
+	    "wrong fill length (wrong secret or altered data)");
 	/* No fill at all: 5+1+5+1+20 = 32 needs a full block of fill. */
 	n = forge(secret, "alice", "pw123", 0, 0, buf);
 	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req),
@@ -614,6 +698,189 @@ test_bad_fill_is_refused_even_with_a_valid_mac(void **state)
 	n = forge(secret, "", "pw12", 6, 0, buf);
 	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req),
 	    PSYNC_E_BAD_USER);
+	free(req);
+}
+
+static void
+test_version_word_is_left_to_the_mac(void **state)
+{
+	const uint8_t *r1 = vec_get("", "r1")->data;
+	struct mepp_request *req = malloc(sizeof(*req));
+	struct forge_opts o;
+	uint8_t buf[512];
+	char secret[128];
+	size_t n;
+
+	(void)state;
+	assert_non_null(req);
+	vec_str("v1", "secret", secret, sizeof(secret));
+	memset(&o, 0, sizeof(o));
+	o.fill = 1;
+	/* A client that writes version 3 and MACs what it wrote. */
+	o.version = o.mac_version = 3;
+	n = forge_with(secret, "alice", "pw12", &o, buf);
+	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req), PSYNC_OK);
+	assert_int_equal(req->version, 3);
+	assert_string_equal(req->password, "pw12");
+	mepp_request_wipe(req);
+	o.version = o.mac_version = 0xffffffffU;
+	n = forge_with(secret, "alice", "pw12", &o, buf);
+	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req), PSYNC_OK);
+	mepp_request_wipe(req);
+	/* A version changed on the way (MAC over 0, header says 3). */
+	o.version = 3;
+	o.mac_version = 0;
+	n = forge_with(secret, "alice", "pw12", &o, buf);
+	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req),
+	    PSYNC_E_PROTOCOL);
+	assert_string_equal(req->why,
+	    "MAC mismatch (wrong secret or altered data)");
+	free(req);
+}
+
+/* SHA-1 with OpenSSL's default context: independent of lib/mepp.c. */
+static void
+sha1_of(const void *a, size_t alen, const void *b, size_t blen,
+    const void *c, size_t clen, const void *d, size_t dlen, uint8_t out[20])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned int n = 0;
+
+	assert_non_null(ctx);
+	assert_int_equal(EVP_DigestInit_ex(ctx, EVP_sha1(), NULL), 1);
+	assert_int_equal(EVP_DigestUpdate(ctx, a, alen), 1);
+	assert_int_equal(EVP_DigestUpdate(ctx, b, blen), 1);
+	assert_int_equal(EVP_DigestUpdate(ctx, c, clen), 1);
+	assert_int_equal(EVP_DigestUpdate(ctx, d, dlen), 1);
+	assert_int_equal(EVP_DigestFinal_ex(ctx, out, &n), 1);
+	assert_int_equal(n, 20);
+	EVP_MD_CTX_free(ctx);
+}
+
+/*
+ * The session key as the 64-bit legacy PAM module derives it: two 8-byte
+ * zero longs after R2. Written here from SPEC.md, not with lib/mepp.c.
+ */
+static void
+kdf_8byte_by_hand(const uint8_t r1[8], const char *secret, const uint8_t r2[8],
+    uint8_t key[MEPP_KEY_LEN])
+{
+	static const uint8_t zeros[16];
+	uint8_t s[20], pad[64], ka[20], kb[20];
+	size_t i;
+
+	sha1_of(r1, 8, secret, strlen(secret), r2, 8, zeros, 16, s);
+	memset(pad, 0, sizeof(pad));
+	memcpy(pad, s, 20);
+	for (i = 0; i < 64; i++)
+		pad[i] ^= 0x36;
+	sha1_of(pad, 64, "", 0, "", 0, "", 0, ka);
+	memset(pad, 0, sizeof(pad));
+	memcpy(pad, s, 20);
+	for (i = 0; i < 64; i++)
+		pad[i] ^= 0x5c;
+	sha1_of(pad, 64, "", 0, "", 0, "", 0, kb);
+	memcpy(key, ka, 20);
+	memcpy(key + 20, kb, 4);
+}
+
+/* A request of the 64-bit legacy PAM module, built by hand. */
+static size_t
+request_8byte_by_hand(const char *secret, uint32_t type, const char *user,
+    const char *password, uint8_t *out)
+{
+	const uint8_t *r1 = vec_get("", "r1")->data, *r2 = vec_get("", "r2")->data;
+	uint8_t key[MEPP_KEY_LEN], mac[MEPP_MAC_LEN], pt[512];
+	size_t n, total;
+
+	kdf_8byte_by_hand(r1, secret, r2, key);
+	n = strlen(user) + 1 + strlen(password) + 1 + MEPP_MAC_LEN;
+	n += 8 - n % 8;
+	total = MEPP_HEADER_LEN + MEPP_NONCE_LEN + n;
+	assert_int_equal(mepp_mac(key, (uint32_t)total, type, user, password,
+	    mac), 0);
+	assert_int_equal(mepp_plaintext(user, password, mac, pt, sizeof(pt)),
+	    n);
+	memset(out, 0, MEPP_HEADER_LEN);
+	set_total(out, (uint32_t)total);
+	out[11] = (uint8_t)type;
+	memcpy(out + MEPP_HEADER_LEN, r2, MEPP_NONCE_LEN);
+	assert_int_equal(mepp_des3_ecb(key, 1, pt, out + MEPP_HEADER_LEN +
+	    MEPP_NONCE_LEN, n), 0);
+	return total;
+}
+
+static void
+test_listener_accepts_both_key_forms_and_says_which(void **state)
+{
+	const uint8_t *r1 = vec_get("", "r1")->data, *r2 = vec_get("", "r2")->data;
+	const struct vec *rq = vec_get("v1", "request");
+	struct mepp_request *req = malloc(sizeof(*req));
+	struct mepp_kdf kdf;
+	struct psync_err err;
+	uint8_t buf[512], built[512], key[MEPP_KEY_LEN];
+	char secret[128], wrong[128];
+	size_t n, m;
+
+	(void)state;
+	assert_non_null(req);
+	vec_str("v1", "secret", secret, sizeof(secret));
+	vec_str("v3", "secret", wrong, sizeof(wrong));
+
+	/* The library's 8-byte form is the one written by hand here. */
+	kdf_8byte_by_hand(r1, secret, r2, key);
+	assert_int_equal(mepp_kdf_as(r1, secret, r2, MEPP_KDF_WORD8, &kdf), 0);
+	assert_memory_equal(kdf.key, key, sizeof(key));
+	/* ...and differs from the SPEC form (vector v1). */
+	assert_int_equal(mepp_kdf_as(r1, secret, r2, MEPP_KDF_WORD4, &kdf), 0);
+	assert_bytes("4-byte form key", kdf.key, sizeof(kdf.key),
+	    vec_get("v1", "des3_key"));
+	assert_memory_not_equal(kdf.key, key, sizeof(key));
+
+	/* SPEC form: the vector; reported as such. */
+	assert_int_equal(mepp_request_parse(r1, secret, rq->data, rq->len, req),
+	    PSYNC_OK);
+	assert_int_equal(req->form, MEPP_KDF_WORD4);
+	mepp_request_wipe(req);
+
+	/* 8-byte form, change and check: accepted, reported. */
+	n = request_8byte_by_hand(secret, MEPP_TYPE_UPDATE, "alice",
+	    "N3w-Passw0rd!", buf);
+	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req), PSYNC_OK);
+	assert_int_equal(req->form, MEPP_KDF_WORD8);
+	assert_string_equal(req->user, "alice");
+	assert_string_equal(req->password, "N3w-Passw0rd!");
+	assert_int_equal(req->type, MEPP_TYPE_UPDATE);
+	mepp_request_wipe(req);
+	/* The client side builds the same bytes in the 8-byte form. */
+	m = mepp_request_build_form(r1, r2, secret, MEPP_KDF_WORD8,
+	    MEPP_TYPE_UPDATE, "alice", "N3w-Passw0rd!", built, sizeof(built),
+	    &err);
+	assert_int_equal(m, n);
+	assert_memory_equal(built, buf, n);
+	/* ...and not in the default one. */
+	m = mepp_request_build(r1, r2, secret, MEPP_TYPE_UPDATE, "alice",
+	    "N3w-Passw0rd!", built, sizeof(built), &err);
+	assert_bytes("4-byte form request", built, m, rq);
+
+	n = request_8byte_by_hand(secret, MEPP_TYPE_CHECK, "bob",
+	    MEPP_CHECK_PASSWORD, buf);
+	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req), PSYNC_OK);
+	assert_int_equal(req->form, MEPP_KDF_WORD8);
+	assert_int_equal(req->type, MEPP_TYPE_CHECK);
+	mepp_request_wipe(req);
+
+	/* A wrong secret fails in both forms, with the SPEC form's reason. */
+	n = request_8byte_by_hand(wrong, MEPP_TYPE_UPDATE, "alice", "pw", buf);
+	assert_int_equal(mepp_request_parse(r1, secret, buf, n, req),
+	    PSYNC_E_PROTOCOL);
+	assert_non_null(req->why);
+	assert_string_equal(req->user, "");
+	rq = vec_get("v3", "request");
+	assert_int_equal(mepp_request_parse(r1, secret, rq->data, rq->len, req),
+	    PSYNC_E_PROTOCOL);
+	assert_string_equal(mepp_kdf_form_name(MEPP_KDF_WORD4), "4-byte");
+	assert_string_equal(mepp_kdf_form_name(MEPP_KDF_WORD8), "8-byte");
 	free(req);
 }
 
@@ -756,10 +1023,12 @@ main(void)
 		cmocka_unit_test(test_response_parser_reads_published_listener_results),
 		cmocka_unit_test(test_response_builder_writes_big_endian_type),
 		cmocka_unit_test(test_response_parser_refuses_malformed_responses),
-		cmocka_unit_test(test_every_single_byte_tamper_of_v1_gives_code_5),
+		cmocka_unit_test(test_every_tamper_the_mac_covers_gives_code_5),
 		cmocka_unit_test(test_truncated_oversized_and_empty_requests_give_code_5),
-		cmocka_unit_test(test_header_checks_refuse_lying_lengths_versions_and_types),
-		cmocka_unit_test(test_bad_fill_is_refused_even_with_a_valid_mac),
+		cmocka_unit_test(test_header_checks_refuse_lying_lengths_and_types),
+		cmocka_unit_test(test_fill_is_ignored_and_one_extra_zero_block_accepted),
+		cmocka_unit_test(test_version_word_is_left_to_the_mac),
+		cmocka_unit_test(test_listener_accepts_both_key_forms_and_says_which),
 		cmocka_unit_test(test_round_trip_of_random_nonces_and_field_lengths),
 		cmocka_unit_test(test_request_build_refuses_bad_type_and_empty_user),
 		cmocka_unit_test(test_key_check_accepts_legacy_keys),

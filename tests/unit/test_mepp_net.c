@@ -12,9 +12,13 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <poll.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
 #include "mepp_testlib.h"
+#include "util.h"
 
 static const char *const loopback4[] = { "127.0.0.1" };
 
@@ -518,6 +522,419 @@ test_result_reasons_come_from_the_code_table(void **state)
 	assert_string_equal(mepp_result_reason(1000), "unknown result code");
 }
 
+/* ------------------------------------------------ key derivation forms */
+
+/* The decide_ex callback: records the form, then answers as test_decide. */
+struct form_seen {
+	pthread_mutex_t		lock;
+	int			calls;
+	enum mepp_kdf_form	form;
+	char			addr[64];
+};
+
+static struct form_seen form_seen = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static int
+test_decide_ex(void *ctx, const struct mepp_decision *d)
+{
+	pthread_mutex_lock(&form_seen.lock);
+	form_seen.calls++;
+	form_seen.form = d->form;
+	snprintf(form_seen.addr, sizeof(form_seen.addr), "%s", d->addr);
+	pthread_mutex_unlock(&form_seen.lock);
+	return test_decide(ctx, d->peer, d->type, d->user, d->password);
+}
+
+static void
+test_client_and_listener_speak_both_key_forms(void **state)
+{
+	const struct mepp_peer peers[] = {
+		{ "win1", TEST_SECRET, loopback4, 1 },
+	};
+	struct mepp_listener_conf conf;
+	struct mepp_client c;
+	struct psync_err err;
+	struct lrun r;
+
+	(void)state;
+	conf_init(&conf, peers, 1);
+	conf.decide = NULL;
+	conf.decide_ex = test_decide_ex;
+	start(&r, &conf);
+	form_seen.calls = 0;
+	client_init(&c, "127.0.0.1", r.port, TEST_SECRET);
+
+	/* The client option selects the form; the listener takes both. */
+	c.kdf_form = MEPP_KDF_WORD8;
+	assert_int_equal(mepp_client_change(&c, "alice", TEST_PASSWORD, &err),
+	    PSYNC_OK);
+	assert_int_equal(form_seen.calls, 1);
+	assert_int_equal(form_seen.form, MEPP_KDF_WORD8);
+	assert_string_equal(form_seen.addr, "127.0.0.1");
+	assert_int_equal(mepp_client_check(&c, "alice", &err), PSYNC_OK);
+	assert_int_equal(form_seen.form, MEPP_KDF_WORD8);
+	c.kdf_form = MEPP_KDF_WORD4;
+	assert_int_equal(mepp_client_change(&c, "alice", TEST_PASSWORD, &err),
+	    PSYNC_OK);
+	assert_int_equal(form_seen.calls, 3);
+	assert_int_equal(form_seen.form, MEPP_KDF_WORD4);
+	/* A wrong key fails in either form, without a decision. */
+	c.secret = "WRONG#secret-9876";
+	c.kdf_form = MEPP_KDF_WORD8;
+	assert_int_equal(mepp_client_change(&c, "alice", TEST_PASSWORD, &err),
+	    PSYNC_E_PROTOCOL);
+	assert_int_equal(form_seen.calls, 3);
+	assert_int_equal(lrun_stop(&r), 0);
+	/* The log says which form a client used, when it was the 8-byte one. */
+	if (logcap_count("password change for user alice from host "
+	    "win1/127.0.0.1: accepted (8-byte key derivation form", NULL,
+	    NULL) != 1 || logcap_count("accepted (8-byte", NULL, NULL) != 2) {
+		logcap_dump();
+		fail_msg("expected two accepted lines naming the 8-byte form");
+	}
+	assert_password_never_logged(TEST_PASSWORD);
+}
+
+/* ------------------------------------------------------------ half-close */
+
+static void
+test_half_closed_partial_request_is_answered_5(void **state)
+{
+	const struct mepp_peer peers[] = {
+		{ "win1", TEST_SECRET, loopback4, 1 },
+	};
+	struct mepp_listener_conf conf;
+	struct psync_err err;
+	struct lrun r;
+	uint8_t r1[8], r2[8] = { 0 }, req[MEPP_MAX_REQUEST], resp[32];
+	size_t n, cut[] = { 0, 5, 12, 30 };
+	size_t i;
+	int fd;
+
+	(void)state;
+	conf_init(&conf, peers, 1);
+	start(&r, &conf);
+	for (i = 0; i < sizeof(cut) / sizeof(cut[0]); i++) {
+		fd = raw_connect("127.0.0.1", r.port, 3000);
+		assert_true(fd >= 0);
+		assert_int_equal(raw_read(fd, r1, sizeof(r1)), 8);
+		n = mepp_request_build(r1, r2, TEST_SECRET, MEPP_TYPE_UPDATE,
+		    "alice", TEST_PASSWORD, req, sizeof(req), &err);
+		assert_true(n > cut[i]);
+		if (cut[i] > 0)
+			assert_int_equal(send(fd, req, cut[i], MSG_NOSIGNAL),
+			    (ssize_t)cut[i]);
+		assert_int_equal(shutdown(fd, SHUT_WR), 0);
+		/* The answer, then end of stream (not the socket's time-out). */
+		if (raw_read(fd, resp, sizeof(resp)) != MEPP_RESPONSE_LEN)
+			fail_msg("cut at %zu: no 16-byte answer", cut[i]);
+		assert_int_equal(mepp_response_parse(resp, MEPP_RESPONSE_LEN),
+		    PSYNC_E_PROTOCOL);
+		close(fd);
+	}
+	assert_int_equal(decider.calls, 0);
+	assert_int_equal(lrun_stop(&r), 0);
+	if (logcap_count("8199: error in receiving from socket: host "
+	    "win1/127.0.0.1: the client closed its side after 30 bytes of a "
+	    "request; answering 5", NULL, NULL) != 1 ||
+	    logcap_count("8199:", "answering 5", NULL) != 4) {
+		logcap_dump();
+		fail_msg("expected an 8199 line for each half-closed client");
+	}
+	secure_wipe(req, sizeof(req));
+}
+
+/* ----------------------------------------------------------------- probe */
+
+/*
+ * A listener that behaves like the published UNIX-side one, as far as a
+ * probe can see: it MACs with type 0 whatever the header says, so it
+ * answers 5 to every type 2 request; it derives the session key in one
+ * form only (the 64-bit build in the 8-byte form) and answers 5 when the
+ * MAC fails; it applies through PAM, which fails for a user it does not
+ * know: 4. It knows alice (0). Its response type is host-order 1.
+ */
+struct fake_legacy {
+	int			lfd;
+	int			stop[2];
+	pthread_t		tid;
+	unsigned int		port;
+	const char		*secret;
+	enum mepp_kdf_form	form;
+	pthread_mutex_t		lock;
+	int			type0;
+	int			type2;
+	int			serve_max;	/* then refuse; 0: no limit */
+	char			last_user[128];
+};
+
+static void
+fake_legacy_serve(struct fake_legacy *f, int fd)
+{
+	static struct mepp_request req;
+	uint8_t r1[8], buf[MEPP_MAX_REQUEST], resp[MEPP_RESPONSE_LEN];
+	const char *why;
+	size_t total;
+	int code = PSYNC_E_PROTOCOL;
+
+	assert_int_equal(RAND_bytes(r1, sizeof(r1)), 1);
+	if (send(fd, r1, sizeof(r1), MSG_NOSIGNAL) != (ssize_t)sizeof(r1))
+		return;
+	if (raw_read(fd, buf, MEPP_HEADER_LEN) != MEPP_HEADER_LEN)
+		goto answer;
+	if ((total = mepp_request_header(buf, MEPP_HEADER_LEN, &why)) == 0)
+		goto answer;
+	if (raw_read(fd, buf + MEPP_HEADER_LEN, total - MEPP_HEADER_LEN) !=
+	    (ssize_t)(total - MEPP_HEADER_LEN))
+		goto answer;
+	pthread_mutex_lock(&f->lock);
+	if (buf[11] == MEPP_TYPE_CHECK)
+		f->type2++;
+	else
+		f->type0++;
+	pthread_mutex_unlock(&f->lock);
+	if (buf[11] == MEPP_TYPE_CHECK)
+		goto answer;		/* MAC over type 0 never matches */
+	if (mepp_request_parse(r1, f->secret, buf, total, &req) != PSYNC_OK ||
+	    req.form != f->form)
+		goto answer;
+	pthread_mutex_lock(&f->lock);
+	str_copy(f->last_user, req.user, sizeof(f->last_user));
+	pthread_mutex_unlock(&f->lock);
+	code = strcmp(req.user, "alice") == 0 ? PSYNC_OK : PSYNC_E_NOT_UPDATED;
+answer:
+	mepp_request_wipe(&req);
+	secure_wipe(buf, sizeof(buf));
+	mepp_response_build(code, resp);
+	resp[8] = 1;			/* host order, as on x86 */
+	resp[11] = 0;
+	(void)send(fd, resp, sizeof(resp), MSG_NOSIGNAL);
+}
+
+static void *
+fake_legacy_thread(void *arg)
+{
+	struct fake_legacy *f = arg;
+	struct pollfd pfd[2];
+	int fd;
+
+	int served = 0;
+
+	pfd[0].fd = f->lfd;
+	pfd[0].events = POLLIN;
+	pfd[1].fd = f->stop[0];
+	pfd[1].events = POLLIN;
+	for (;;) {
+		/* Gone after serve_max connections: later connects are refused. */
+		if (f->serve_max > 0 && served == f->serve_max) {
+			close(f->lfd);
+			f->lfd = -1;
+			(void)poll(&pfd[1], 1, -1);
+			break;
+		}
+		if (poll(pfd, 2, -1) == -1)
+			break;
+		if (pfd[1].revents != 0)
+			break;
+		if ((fd = accept(f->lfd, NULL, NULL)) == -1)
+			continue;
+		fake_legacy_serve(f, fd);
+		close(fd);
+		served++;
+	}
+	return NULL;
+}
+
+static void
+fake_legacy_start(struct fake_legacy *f, const char *secret,
+    enum mepp_kdf_form form, int serve_max)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	memset(f, 0, sizeof(*f));
+	pthread_mutex_init(&f->lock, NULL);
+	f->secret = secret;
+	f->form = form;
+	f->serve_max = serve_max;
+	f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(f->lfd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(f->lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(listen(f->lfd, 8), 0);
+	assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&sin, &len), 0);
+	f->port = ntohs(sin.sin_port);
+	assert_int_equal(pipe(f->stop), 0);
+	assert_int_equal(pthread_create(&f->tid, NULL, fake_legacy_thread, f), 0);
+}
+
+static void
+fake_legacy_stop(struct fake_legacy *f)
+{
+	assert_int_equal(write(f->stop[1], "x", 1), 1);
+	pthread_join(f->tid, NULL);
+	close(f->stop[0]);
+	close(f->stop[1]);
+	if (f->lfd != -1)
+		close(f->lfd);
+	pthread_mutex_destroy(&f->lock);
+}
+
+static void
+test_probe_tells_right_from_wrong_key_at_a_legacy_listener(void **state)
+{
+	struct fake_legacy f;
+	struct mepp_client c;
+	struct mepp_probe pr;
+	struct psync_err err;
+
+	(void)state;
+	fake_legacy_start(&f, TEST_SECRET, MEPP_KDF_WORD4, 0);
+	client_init(&c, "127.0.0.1", f.port, TEST_SECRET);
+
+	/* Why a type 2 check cannot tell: 5 even with the right key. */
+	assert_int_equal(mepp_client_check(&c, "alice", &err), PSYNC_E_PROTOCOL);
+	assert_int_equal(mepp_client_change(&c, "alice", TEST_PASSWORD, &err),
+	    PSYNC_OK);
+
+	/* Right key: the listener read the request and answered 4. */
+	assert_int_equal(mepp_client_probe(&c, "win1", &pr),
+	    MEPP_PROBE_KEY_RIGHT);
+	assert_int_equal(pr.step, MEPP_PROBE_STEP_NONE);
+	assert_int_equal(pr.code, PSYNC_E_NOT_UPDATED);
+	assert_int_equal(pr.form, MEPP_KDF_WORD4);
+	assert_non_null(strstr(pr.message, "peer win1 read our request"));
+	assert_non_null(strstr(pr.message, "the MEPP keys match"));
+	/* A change (type 0) for a name no account can have, nothing else. */
+	assert_string_equal(f.last_user, MEPP_PROBE_USER);
+	assert_non_null(strchr(MEPP_PROBE_USER, ':'));
+	assert_int_equal(f.type2, 1);		/* the check above */
+	assert_int_equal(f.type0, 2);		/* the change and the probe */
+
+	/* Wrong key: 5 in both forms (two exchanges). */
+	c.secret = "WRONG#secret-9876";
+	assert_int_equal(mepp_client_probe(&c, "win1", &pr),
+	    MEPP_PROBE_KEY_WRONG);
+	assert_int_equal(pr.step, MEPP_PROBE_STEP_NONE);
+	assert_int_equal(pr.code, PSYNC_E_PROTOCOL);
+	assert_non_null(strstr(pr.message, "8203: secret key mismatch"));
+	assert_non_null(strstr(pr.message, "on host win1"));
+	assert_non_null(strstr(pr.message, "with either key derivation form"));
+	assert_int_equal(f.type0, 4);
+	assert_int_equal(f.type2, 1);
+	fake_legacy_stop(&f);
+
+	/* The other form unanswered (the peer went away): said so. */
+	fake_legacy_start(&f, TEST_SECRET, MEPP_KDF_WORD4, 1);
+	client_init(&c, "127.0.0.1", f.port, "WRONG#secret-9876");
+	assert_int_equal(mepp_client_probe(&c, "win1", &pr),
+	    MEPP_PROBE_KEY_WRONG);
+	assert_int_equal(pr.code, PSYNC_E_PROTOCOL);
+	assert_non_null(strstr(pr.message,
+	    "(the other key derivation form got no answer)"));
+	fake_legacy_stop(&f);
+}
+
+static void
+test_probe_finds_a_legacy_listener_of_the_other_key_form(void **state)
+{
+	struct fake_legacy f;
+	struct mepp_client c;
+	struct mepp_probe pr;
+	struct psync_err err;
+
+	(void)state;
+	/* A 64-bit legacy listener: 8-byte form only. */
+	fake_legacy_start(&f, TEST_SECRET, MEPP_KDF_WORD8, 0);
+	client_init(&c, "127.0.0.1", f.port, TEST_SECRET);
+	assert_int_equal(mepp_client_change(&c, "alice", TEST_PASSWORD, &err),
+	    PSYNC_E_PROTOCOL);
+	c.kdf_form = MEPP_KDF_WORD8;
+	assert_int_equal(mepp_client_change(&c, "alice", TEST_PASSWORD, &err),
+	    PSYNC_OK);
+
+	c.kdf_form = MEPP_KDF_WORD4;
+	assert_int_equal(mepp_client_probe(&c, "win64", &pr),
+	    MEPP_PROBE_FORM_MISMATCH);
+	assert_int_equal(pr.form, MEPP_KDF_WORD8);
+	assert_int_equal(pr.code, PSYNC_E_NOT_UPDATED);
+	assert_non_null(strstr(pr.message,
+	    "set key-derivation = \"8-byte\" for it"));
+	c.kdf_form = MEPP_KDF_WORD8;
+	assert_int_equal(mepp_client_probe(&c, "win64", &pr),
+	    MEPP_PROBE_KEY_RIGHT);
+	/* A wrong key is still a wrong key, whatever the form. */
+	c.secret = "WRONG#secret-9876";
+	assert_int_equal(mepp_client_probe(&c, "win64", &pr),
+	    MEPP_PROBE_KEY_WRONG);
+	fake_legacy_stop(&f);
+}
+
+static void
+test_probe_at_a_psync_listener_and_the_failed_steps(void **state)
+{
+	static const char *const elsewhere[] = { "192.0.2.55" };
+	const struct mepp_peer peers[] = {
+		{ "win1", TEST_SECRET, loopback4, 1 },
+	};
+	const struct mepp_peer untrusting[] = {
+		{ "win1", TEST_SECRET, elsewhere, 1 },
+	};
+	struct mepp_listener_conf conf;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	struct mepp_client c;
+	struct mepp_probe pr;
+	struct lrun r;
+	int fd;
+
+	(void)state;
+	conf_init(&conf, peers, 1);
+	start(&r, &conf);
+	client_init(&c, "127.0.0.1", r.port, TEST_SECRET);
+	/* psync answers 12 for a user it does not have. */
+	assert_int_equal(mepp_client_probe(&c, "win1", &pr),
+	    MEPP_PROBE_KEY_RIGHT);
+	assert_int_equal(pr.code, PSYNC_E_NO_USER);
+	assert_string_equal(decider.user, MEPP_PROBE_USER);
+	assert_int_equal(decider.type, MEPP_TYPE_UPDATE);
+	c.secret = "WRONG#secret-9876";
+	assert_int_equal(mepp_client_probe(&c, "win1", &pr),
+	    MEPP_PROBE_KEY_WRONG);
+	assert_int_equal(decider.calls, 1);
+	assert_int_equal(lrun_stop(&r), 0);
+
+	/* Connected, then closed without R1: the exchange failed. */
+	conf_init(&conf, untrusting, 1);
+	start(&r, &conf);
+	client_init(&c, "127.0.0.1", r.port, TEST_SECRET);
+	assert_int_equal(mepp_client_probe(&c, "win1", &pr), MEPP_PROBE_FAILED);
+	assert_int_equal(pr.step, MEPP_PROBE_STEP_EXCHANGE);
+	assert_int_equal(pr.io_step, MEPP_STEP_SHORT_READ);
+	assert_int_equal(pr.code, -1);
+	assert_non_null(strstr(pr.message, "does it trust this host's address"));
+	assert_int_equal(lrun_stop(&r), 0);
+
+	/* Nobody listening: the connect step failed. */
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(fd >= 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	close(fd);
+	client_init(&c, "127.0.0.1", ntohs(sin.sin_port), TEST_SECRET);
+	assert_int_equal(mepp_client_probe(&c, "win1", &pr), MEPP_PROBE_FAILED);
+	assert_int_equal(pr.step, MEPP_PROBE_STEP_CONNECT);
+	assert_int_equal(pr.io_step, MEPP_STEP_CONNECT);
+	assert_non_null(strstr(pr.message, "connect failed"));
+	assert_string_equal(mepp_probe_outcome_name(MEPP_PROBE_KEY_WRONG),
+	    "key wrong");
+}
+
 int
 main(void)
 {
@@ -534,6 +951,11 @@ main(void)
 		cmocka_unit_test(test_ipv6_and_ipv4_mapped_addresses_are_matched_in_binary),
 		cmocka_unit_test(test_listener_open_names_the_bad_peer_entry),
 		cmocka_unit_test(test_result_reasons_come_from_the_code_table),
+		cmocka_unit_test(test_client_and_listener_speak_both_key_forms),
+		cmocka_unit_test(test_half_closed_partial_request_is_answered_5),
+		cmocka_unit_test(test_probe_tells_right_from_wrong_key_at_a_legacy_listener),
+		cmocka_unit_test(test_probe_finds_a_legacy_listener_of_the_other_key_form),
+		cmocka_unit_test(test_probe_at_a_psync_listener_and_the_failed_steps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

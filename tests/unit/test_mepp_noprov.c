@@ -28,7 +28,7 @@ test_missing_legacy_provider_is_reported_by_name(void **state)
 {
 	uint8_t r[MEPP_NONCE_LEN] = { 0 }, out[MEPP_MAX_REQUEST];
 	struct mepp_request *req = malloc(sizeof(*req));
-	struct mepp_client c = { "127.0.0.1", 1, "k", 100, 100 };
+	struct mepp_client c = { "127.0.0.1", 1, "k", 100, 100, MEPP_KDF_WORD4 };
 	struct psync_err err;
 
 	(void)state;

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include <sqlite3.h>
+#include <syslog.h>
 
 #include "codes.h"
 #include "queue.h"
@@ -119,7 +120,7 @@ teardown(void **state)
 }
 
 static void
-make_change(struct frame_change *c, unsigned int n, const char *user,
+make_change(struct change *c, unsigned int n, const char *user,
     uint64_t time_ms, const char *secret)
 {
 	memset(c, 0, sizeof(*c));
@@ -137,7 +138,7 @@ make_change(struct frame_change *c, unsigned int n, const char *user,
 }
 
 static void
-add_ok(struct fx *f, const struct frame_change *c, const char *source,
+add_ok(struct fx *f, const struct change *c, const char *source,
     const char *const *peers, size_t n, int want)
 {
 	struct psync_err err;
@@ -200,7 +201,7 @@ due(struct fx *f, const char *peer, struct queue_item *items, size_t cap)
 }
 
 static int
-record(struct fx *f, const struct frame_change *c, const char *peer, int code,
+record(struct fx *f, const struct change *c, const char *peer, int code,
     const char *reason)
 {
 	struct psync_err err;
@@ -274,7 +275,7 @@ test_added_change_comes_back_due_with_its_secret(void **state)
 {
 	struct fx *f = *state;
 	struct queue_item items[4];
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	long n;
 
@@ -315,7 +316,7 @@ static void
 test_secret_is_sealed_in_the_database_file(void **state)
 {
 	struct fx *f = *state;
-	struct frame_change c;
+	struct change c;
 	char wal[128];
 
 	make_change(&c, 1, "alice-in-the-file", T0, PASSWORD);
@@ -339,7 +340,7 @@ test_database_refuses_another_host_key(void **state)
 	struct fx *f = *state;
 	unsigned char other[SEAL_KEY_LEN];
 	struct queue_item item;
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	struct queue *q2 = NULL;
 
@@ -365,7 +366,7 @@ test_damaged_secret_is_given_up_not_delivered(void **state)
 {
 	struct fx *f = *state;
 	struct queue_item items[2];
-	struct frame_change a, b;
+	struct change a, b;
 	struct seen s;
 
 	make_change(&a, 1, "alice", T0, PASSWORD);
@@ -390,7 +391,7 @@ test_newer_change_supersedes_older_pending_for_same_user_and_peer(void **state)
 {
 	struct fx *f = *state;
 	struct queue_item items[4];
-	struct frame_change c1, c2, other;
+	struct change c1, c2, other;
 	struct seen s;
 
 	make_change(&c1, 1, "alice", T0 - 2000, "old-password");
@@ -420,7 +421,7 @@ test_older_change_is_superseded_on_arrival(void **state)
 {
 	struct fx *f = *state;
 	struct queue_item items[4];
-	struct frame_change newer, older, tie_low, applied_old;
+	struct change newer, older, tie_low, applied_old;
 	struct psync_err err;
 	struct seen s;
 
@@ -459,7 +460,7 @@ test_change_never_goes_back_to_its_origin_or_source(void **state)
 	struct fx *f = *state;
 	static const char *const peers[] = { "win1", "unix2", "unix3" };
 	struct queue_item items[4];
-	struct frame_change c;
+	struct change c;
 
 	make_change(&c, 1, "alice", T0, PASSWORD);
 	snprintf(c.origin, sizeof(c.origin), "unix3");
@@ -475,7 +476,7 @@ test_apply_once_and_newest_change_per_user(void **state)
 {
 	struct fx *f = *state;
 	uint8_t a[FRAME_ID_LEN], b[FRAME_ID_LEN], got[FRAME_ID_LEN];
-	struct frame_change queued;
+	struct change queued;
 	struct psync_err err;
 	uint64_t t = 0;
 
@@ -520,7 +521,7 @@ test_backoff_doubles_from_retry_interval_up_to_the_cap(void **state)
 		30000, 60000, 120000, 240000, 480000, 600000, 600000,
 	};
 	struct fx *f = *state;
-	struct frame_change c;
+	struct change c;
 	struct queue_item item;
 	struct seen s;
 	size_t i;
@@ -598,7 +599,7 @@ test_permanent_failure_gives_up_and_forgets_the_secret(void **state)
 {
 	struct fx *f = *state;
 	struct queue_item items[2];
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	struct seen s;
 
@@ -627,11 +628,144 @@ test_permanent_failure_gives_up_and_forgets_the_secret(void **state)
 }
 
 static void
+test_legacy_mepp_answer_4_is_given_up_after_12_tries(void **state)
+{
+	struct fx *f = *state;
+	struct queue_item item;
+	struct change c, d;
+	struct psync_err err;
+	struct seen s;
+	unsigned int i;
+	int rc;
+
+	/* The rule: only a MEPP peer's 4, only from the twelfth try on. */
+	assert_int_equal(QUEUE_MEPP_NOT_UPDATED_TRIES, 12);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_MEPP,
+	    PSYNC_E_NOT_UPDATED, 11), QUEUE_VERDICT_RETRY);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_MEPP,
+	    PSYNC_E_NOT_UPDATED, 12), QUEUE_VERDICT_GIVE_UP);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_PSYNC,
+	    PSYNC_E_NOT_UPDATED, 1000), QUEUE_VERDICT_RETRY);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_MEPP,
+	    PSYNC_E_PROTOCOL, 1000), QUEUE_VERDICT_RETRY);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_MEPP,
+	    PSYNC_E_NO_USER, 1), QUEUE_VERDICT_GIVE_UP);
+	assert_int_equal(queue_classify_peer(QUEUE_PEER_MEPP, PSYNC_OK, 1),
+	    QUEUE_VERDICT_DONE);
+
+	/* Through real deliveries: eleven 4s wait, the twelfth gives up. */
+	make_change(&c, 1, "alice", T0, PASSWORD);
+	add_ok(f, &c, NULL, win1, 1, 1);
+	for (i = 1; i <= QUEUE_MEPP_NOT_UPDATED_TRIES; i++) {
+		assert_int_equal(due(f, NULL, &item, 1), 1);
+		secure_wipe(&item, sizeof(item));
+		rc = queue_record_peer(f->q, c.id, "win1", QUEUE_PEER_MEPP,
+		    PSYNC_E_NOT_UPDATED, "password not updated", &err);
+		if (rc != (i < QUEUE_MEPP_NOT_UPDATED_TRIES ? QUEUE_PENDING :
+		    QUEUE_GIVEN_UP))
+			fail_msg("try %u: state %d", i, rc);
+		f->now += queue_backoff_ms(&f->limits, i);
+	}
+	assert_int_equal(due(f, NULL, &item, 1), 0);
+	list_all(f, &s);
+	assert_int_equal(find_entry(&s, c.id, "win1")->attempts, 12);
+	assert_int_equal(find_entry(&s, c.id, "win1")->state, QUEUE_GIVEN_UP);
+	assert_int_equal(sql_int(f, "SELECT length(secret) FROM changes"), 0);
+
+	/* The same answers from a psync peer keep waiting (until max-age). */
+	make_change(&d, 2, "bob", T0, PASSWORD);
+	add_ok(f, &d, NULL, win1, 1, 1);
+	for (i = 1; i <= QUEUE_MEPP_NOT_UPDATED_TRIES + 2; i++) {
+		assert_int_equal(due(f, NULL, &item, 1), 1);
+		secure_wipe(&item, sizeof(item));
+		assert_int_equal(queue_record_peer(f->q, d.id, "win1",
+		    QUEUE_PEER_PSYNC, PSYNC_E_NOT_UPDATED, NULL, &err),
+		    QUEUE_PENDING);
+		f->now += queue_backoff_ms(&f->limits, i);
+	}
+}
+
+static void
+test_result_messages_name_8203_and_what_a_legacy_4_means(void **state)
+{
+	struct queue_result_info r;
+	char buf[1024];
+
+	(void)state;
+	memset(&r, 0, sizeof(r));
+	r.kind = QUEUE_PEER_MEPP;
+	r.state = QUEUE_PENDING;
+	r.code = PSYNC_E_PROTOCOL;
+	r.peer = "win1";
+	r.user = "alice";
+	r.id_hex = "00112233445566778899aabbccddeeff";
+	r.reason = "protocol error";
+	assert_int_equal(queue_result_message(&r, buf, sizeof(buf)),
+	    LOG_WARNING);
+	assert_string_equal(buf, "8203: secret key mismatch or packet error "
+	    "for user alice on host win1 (change "
+	    "00112233445566778899aabbccddeeff; will retry): protocol error");
+
+	/* A psync peer's 5 is no legacy message. */
+	r.kind = QUEUE_PEER_PSYNC;
+	assert_int_equal(queue_result_message(&r, buf, sizeof(buf)),
+	    LOG_WARNING);
+	assert_null(strstr(buf, "8203"));
+	assert_non_null(strstr(buf, "code 5 (protocol error)"));
+
+	r.kind = QUEUE_PEER_MEPP;
+	r.code = PSYNC_E_NOT_UPDATED;
+	r.reason = "password not updated";
+	assert_int_equal(queue_result_message(&r, buf, sizeof(buf)),
+	    LOG_WARNING);
+	assert_string_equal(buf, "peer win1 refused change "
+	    "00112233445566778899aabbccddeeff for alice for now: code 4 "
+	    "(password not updated): password not updated; a legacy MEPP "
+	    "listener answers 4 when it cannot change this user (unknown to it, "
+	    "or refused by its PAM stack); will retry, giving up after 12 "
+	    "tries");
+	r.state = QUEUE_GIVEN_UP;
+	r.reason = NULL;
+	queue_result_message(&r, buf, sizeof(buf));
+	assert_string_equal(buf, "change 00112233445566778899aabbccddeeff for "
+	    "alice given up for peer win1 after 12 tries: code 4 (password not "
+	    "updated): a legacy MEPP listener answers 4 when it cannot change "
+	    "this user (unknown to it, or refused by its PAM stack)");
+
+	/* The cases psyncd logged before, unchanged. */
+	r.kind = QUEUE_PEER_PSYNC;
+	r.code = PSYNC_E_NO_USER;
+	queue_result_message(&r, buf, sizeof(buf));
+	assert_string_equal(buf, "8201: user alice does not exist on peer win1; "
+	    "change 00112233445566778899aabbccddeeff given up");
+	r.state = QUEUE_DONE;
+	r.code = PSYNC_OK;
+	assert_int_equal(queue_result_message(&r, buf, sizeof(buf)), LOG_INFO);
+	assert_string_equal(buf, "change 00112233445566778899aabbccddeeff for "
+	    "alice delivered to peer win1");
+	r.state = QUEUE_PENDING;
+	r.code = QUEUE_CODE_UNREACHABLE;
+	r.reason = "connect failed";
+	assert_int_equal(queue_result_message(&r, buf, sizeof(buf)), LOG_INFO);
+	assert_non_null(strstr(buf, "unreachable"));
+
+	/* A name from the network cannot start a line of its own. */
+	r.kind = QUEUE_PEER_MEPP;
+	r.code = PSYNC_E_PROTOCOL;
+	r.user = "eve\nJan  1 00:00:00 host psyncd: forged";
+	r.reason = "a\rb";
+	queue_result_message(&r, buf, sizeof(buf));
+	assert_null(strchr(buf, '\n'));
+	assert_null(strchr(buf, '\r'));
+	assert_non_null(strstr(buf, "user eve?Jan  1"));
+}
+
+static void
 test_long_error_text_is_cut_on_a_character_boundary(void **state)
 {
 	struct fx *f = *state;
 	struct queue_peer_status st;
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	char reason[1 + 3 * 200 + 1];
 	struct seen s;
@@ -659,7 +793,7 @@ static void
 test_expire_gives_up_what_waited_longer_than_max_age(void **state)
 {
 	struct fx *f = *state;
-	struct frame_change a, b, later;
+	struct change a, b, later;
 	struct queue_item item;
 	struct psync_err err;
 	struct seen s;
@@ -693,7 +827,7 @@ static void
 test_expire_handles_more_than_one_batch(void **state)
 {
 	struct fx *f = *state;
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	char user[16];
 	unsigned int i;
@@ -714,7 +848,7 @@ test_peer_status_tracks_results_depth_and_age(void **state)
 {
 	struct fx *f = *state;
 	struct queue_peer_status st;
-	struct frame_change a, b;
+	struct change a, b;
 	struct psync_err err;
 
 	assert_int_equal(queue_peer_status(f->q, "win1", &st, &err), 0);
@@ -769,7 +903,7 @@ static void
 test_list_retry_drop_and_purge(void **state)
 {
 	struct fx *f = *state;
-	struct frame_change a, b, c;
+	struct change a, b, c;
 	struct queue_item items[4];
 	struct psync_err err;
 	struct seen s;
@@ -839,7 +973,7 @@ static void
 test_purge_deletes_all_but_the_newest_record_per_user(void **state)
 {
 	struct fx *f = *state;
-	struct frame_change c1, c2;
+	struct change c1, c2;
 	struct psync_err err;
 	uint8_t x[FRAME_ID_LEN], y[FRAME_ID_LEN];
 
@@ -984,7 +1118,7 @@ static _Noreturn void
 crash_child(const struct fx *f, int fd, unsigned int round)
 {
 	static const char *const peers[] = { "p1", "p2", "p3" };
-	struct frame_change c;
+	struct change c;
 	struct psync_err err;
 	struct queue *q;
 	char user[16];
@@ -1110,6 +1244,8 @@ main(void)
 		T(test_backoff_doubles_from_retry_interval_up_to_the_cap),
 		T(test_result_codes_classify_as_permanent_or_retryable),
 		T(test_permanent_failure_gives_up_and_forgets_the_secret),
+		T(test_legacy_mepp_answer_4_is_given_up_after_12_tries),
+		T(test_result_messages_name_8203_and_what_a_legacy_4_means),
 		T(test_long_error_text_is_cut_on_a_character_boundary),
 		T(test_expire_gives_up_what_waited_longer_than_max_age),
 		T(test_expire_handles_more_than_one_batch),

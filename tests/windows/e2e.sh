@@ -24,7 +24,7 @@ e2e_skip_all() {
 
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null || ! command -v unshare >/dev/null; then
 	e2e_skip_all "needs root, ip and unshare"
-elif [ ! -x "$top_builddir/daemon/psyncd" ] || [ ! -x "$top_builddir/tests/pam-auth" ]; then
+elif [ ! -x "$top_builddir/psyncd/psyncd" ] || [ ! -x "$top_builddir/tests/pam-auth" ]; then
 	e2e_skip_all "needs the normal build's psyncd and tests/pam-auth in $top_builddir"
 else
 
@@ -64,7 +64,7 @@ agent_stop() {
 
 # b and c are UNIX hosts with psyncd; c joins the agent's peers later.
 for h in b c; do
-	"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/$h/etc/psync/keys/dc1.key" >/dev/null
+	"$top_builddir/psyncctl/psyncctl" keygen "$E2E_WORK/$h/etc/psync/keys/dc1.key" >/dev/null
 	e2e_conf $h <<CONF
 peer "dc1" {
 	address = "$E2E_NET.1"
@@ -192,7 +192,7 @@ t_two_peers() {
 w_check "two peers: the change stays in the spool until both have answered" t_two_peers
 
 t_wrong_key() {
-	"$top_builddir/daemon/psyncctl" keygen "$E2E_WORK/b/etc/psync/keys/dc1.key.new" >/dev/null &&
+	"$top_builddir/psyncctl/psyncctl" keygen "$E2E_WORK/b/etc/psync/keys/dc1.key.new" >/dev/null &&
 	mv "$E2E_WORK/b/etc/psync/keys/dc1.key.new" "$E2E_WORK/b/etc/psync/keys/dc1.key" &&
 	e2e_psyncd_stop b && e2e_psyncd_start b || return 1
 	notify carol 'Wrong-Key-Carol-11' &&
