@@ -13,7 +13,7 @@ e2e_skip_all() {
 	    "a change made while the agent is stopped is delivered when it starts" \
 	    "an old temporary file of an unfinished write is removed at start, a recent one kept" \
 	    "three changes while b is down: delivered afterwards with a doubling back-off, the last wins" \
-	    "excluded accounts (deny list, machine account, krbtgt): nothing sent" \
+	    "excluded accounts (deny list, machine account, krbtgt) and a password too long for psync: nothing sent" \
 	    "a user b does not have: 8201 in the agent's log, the change given up" \
 	    "two peers: the change stays in the spool until both have answered" \
 	    "a wrong key: 8203 on both sides (the agent's in the event log), nothing applied, the change kept" \
@@ -146,6 +146,8 @@ w_check "three changes while b is down: delivered afterwards with a doubling bac
 t_excluded() {
 	notify bob 'Denied-Bob-Pw7' && notify 'DC01$' 'Machine-Pw-8' &&
 	notify krbtgt 'Krbtgt-Pw-9' &&
+	# 600 bytes: more than any psync layer takes (lib/change.c).
+	notify carol "$(printf 'Long-%0595d' 0)" &&
 	# A change after them: once it is delivered, they were handled.
 	notify carol 'After-Excluded-10' &&
 	e2e_wait 30 e2e_login b carol 'After-Excluded-10' || return 1
@@ -154,12 +156,13 @@ t_excluded() {
 	grep -q 'warn:eventlog:ReportEventW L"12294: change' "$agent_log" &&
 	grep -q 'for DC01\$ not sent: a machine account' "$agent_log" &&
 	grep -q 'for krbtgt not sent: the Kerberos service account' "$agent_log" &&
+	grep -q '^20.*for carol not sent: code 9 (bad password)' "$agent_log" &&
 	! grep -Eq 'bob|DC01|krbtgt' "$(e2e_log b)" &&
 	e2e_login b bob 'Old-bob-Pw1' &&
 	e2e_wait 10 sh -c "[ \$(ls '$spool' | grep -c '\\.chg\$') -eq 0 ]" ||
 	{ grep -E 'bob|DC01|krbtgt' "$agent_log" "$(e2e_log b)"; return 1; }
 }
-w_check "excluded accounts (deny list, machine account, krbtgt): nothing sent" t_excluded
+w_check "excluded accounts (deny list, machine account, krbtgt) and a password too long for psync: nothing sent" t_excluded
 
 t_no_user() {
 	notify dave 'Nobody-Dave-Pw-13' &&

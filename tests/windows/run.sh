@@ -72,7 +72,7 @@ w_check_run() { shift; "$@" >"$WINEPREFIX/.out" 2>&1; }
 w_skip() { W_N=$((W_N + 1)); echo "ok $W_N - $1 # SKIP $2"; }
 
 # The password's UTF-16 code units in hex, as the loader takes them.
-utf16hex() { printf '%s' "$1" | iconv -f UTF-8 -t UTF-16BE | od -An -tx1 | tr -d ' \n'; }
+utf16hex() { printf '%s' "$1" | iconv -f UTF-8 -t UTF-16BE | od -An -v -tx1 | tr -d ' \n'; }
 
 agent() { wine "$WIN_BUILD/psync-agent.exe" "$@"; }
 
