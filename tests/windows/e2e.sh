@@ -17,7 +17,8 @@ e2e_skip_all() {
 	    "a user b does not have: 8201 in the agent's log, the change given up" \
 	    "two peers: the change stays in the spool until both have answered" \
 	    "a wrong key: 8203 on both sides (the agent's in the event log), nothing applied, the change kept" \
-	    "a change no peer took expires after the configured time and leaves the spool"; do
+	    "a change no peer took expires after the configured time and leaves the spool" \
+	    "no password of these changes in clear on disk: wine prefix, spool, logs, psyncd's state"; do
 		w_skip "$_d" "$1"
 	done
 }
@@ -224,6 +225,39 @@ t_expire() {
 w_check "a change no peer took expires after the configured time and leaves the spool" t_expire
 
 agent_stop
+
+# After all that: no password of these tests in clear on either side's
+# disk (the wine prefix with the spool, the agent's and psyncd's logs,
+# psyncd's state and /etc), in UTF-8 or UTF-16.
+t_no_cleartext_e2e() {
+	python3 - "$WINEPREFIX" "$E2E_WORK" Win-Alice-Pw2 While-Agent-Stopped-3 \
+	    Down-Alice-One-4 Down-Alice-Two-5 Down-Alice-Three-6 Denied-Bob-Pw7 \
+	    Machine-Pw-8 Krbtgt-Pw-9 After-Excluded-10 Wrong-Key-Carol-11 \
+	    Nobody-Dave-Pw-13 Two-Peers-Alice-14 <<'PY'
+import os, sys
+needles = []
+for pw in sys.argv[3:]:
+    needles += [pw.encode(), pw.encode("utf-16-le")]
+found = 0
+for root in sys.argv[1:3]:
+    for d, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(d, f)
+            if os.path.islink(p) or not os.path.isfile(p):
+                continue
+            try:
+                data = open(p, "rb").read()
+            except OSError:
+                continue
+            for n in needles:
+                if n in data:
+                    print("cleartext in", p)
+                    found += 1
+sys.exit(1 if found else 0)
+PY
+}
+w_check "no password of these changes in clear on disk: wine prefix, spool, logs, psyncd's state" t_no_cleartext_e2e
+
 e2e_kill "$ws_pid"
 e2e_cleanup
 trap win_cleanup EXIT
