@@ -1,7 +1,5 @@
 # Sourced by tests/windows/run.sh: the MSI, and psync-agent install and
-# uninstall, under wine. wine's service manager keeps a service alive only
-# within one wine session, so starting and stopping it happens in one batch
-# file (notes: windows-agent.md).
+# uninstall, under wine.
 
 msi=$WIN_BUILD/psync-agent.msi
 lsa='HKLM\SYSTEM\CurrentControlSet\Control\Lsa'
@@ -66,27 +64,26 @@ t_msi_config() {
 }
 w_check "the MSI made the configuration and spool directories and the spool key" t_msi_config
 
-# Start the installed service, let the DLL hand it a change, stop it: one
-# wine session. No peer is configured, so the change stays in the spool.
+# Start the installed service, let the DLL hand it a change, stop it. wine
+# keeps a service only as long as its wineserver: a persistent one
+# (wineserver -p) carries it across the separate wine commands below.
 t_msi_run() {
 	wine "$WIN_BUILD/psync-agent.exe" config init dc1 >/dev/null || return 1
-	cat >"$WINEPREFIX/svc.bat" <<EOF
-sc start psync-agent
-ping -n 3 127.0.0.1 >NUL
-sc query psync-agent
-"$(winepath -w "$WIN_BUILD/lsa-loader.exe")" psyncpwd.dll svcuser=hex:$(utf16hex 'Svc-Pw-12')
-ping -n 3 127.0.0.1 >NUL
-sc stop psync-agent
-ping -n 3 127.0.0.1 >NUL
-sc query psync-agent
-EOF
-	sed -i 's/$/\r/' "$WINEPREFIX/svc.bat"
-	wine cmd /c "$(winepath -w "$WINEPREFIX/svc.bat")" 2>&1 | tr -d '\r' >"$WINEPREFIX/svc.out"
-	cat "$WINEPREFIX/svc.out" "$pdata/agent.log"
-	grep -q 'RUNNING' "$WINEPREFIX/svc.out" &&
-	grep -q 'ready: node dc1' "$pdata/agent.log" &&
-	grep -q 'change .* for svcuser taken from the spool' "$pdata/agent.log" &&
-	grep -q 'stopping: 1 change left in the spool' "$pdata/agent.log"
+	wineserver -k >/dev/null 2>&1
+	wineserver -w >/dev/null 2>&1
+	wineserver -f -p >/dev/null 2>&1 &
+	_ws=$!
+	wine sc start psync-agent | tr -d '\r' &&
+	w_wait 60 grep -q 'ready: node dc1' "$pdata/agent.log" &&
+	wine "$WIN_BUILD/lsa-loader.exe" psyncpwd.dll "svcuser=hex:$(utf16hex 'Svc-Pw-12')" >/dev/null &&
+	w_wait 60 grep -q 'change .* for svcuser taken from the spool' "$pdata/agent.log" &&
+	wine sc stop psync-agent | tr -d '\r' &&
+	w_wait 60 grep -q 'stopping: 1 change left in the spool' "$pdata/agent.log"
+	_r=$?
+	cat "$pdata/agent.log"
+	wineserver -k >/dev/null 2>&1
+	wait "$_ws" 2>/dev/null
+	return $_r
 }
 w_check "the installed service runs the agent: it takes the DLL's change from the spool and stops on request" t_msi_run
 

@@ -69,6 +69,17 @@ w_check() {
 	fi
 }
 w_check_run() { shift; "$@" >"$WINEPREFIX/.out" 2>&1; }
+# w_wait SECONDS COMMAND...: poll until the command succeeds.
+w_wait() {
+	_t=$(($1 * 10))
+	shift
+	while [ $_t -gt 0 ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+		_t=$((_t - 1))
+	done
+	"$@"
+}
 w_skip() { W_N=$((W_N + 1)); echo "ok $W_N - $1 # SKIP $2"; }
 
 # The password's UTF-16 code units in hex, as the loader takes them.
