@@ -131,6 +131,19 @@ t_eventlog() {
 }
 w_check "the event source is registered with the agent's message table (ids 1000, 8201, 8203, 12294)" t_eventlog
 
+# With LSA protection on, status warns that an unsigned DLL will not load.
+t_status_ppl() {
+	_d=$WINEPREFIX/drive_c/psync-copy
+	! wine "$_d/psync-agent.exe" status | tr -d '\r' | grep -q 'RunAsPPL' &&
+	wine reg add "$lsa" /v RunAsPPL /t REG_DWORD /d 1 /f >/dev/null 2>&1 &&
+	wine "$_d/psync-agent.exe" status | tr -d '\r' >"$WINEPREFIX/status.out"
+	_r=$?
+	wine reg delete "$lsa" /v RunAsPPL /f >/dev/null 2>&1
+	cat "$WINEPREFIX/status.out"
+	[ $_r -eq 0 ] && grep -q 'LSA protection (RunAsPPL) is on' "$WINEPREFIX/status.out"
+}
+w_check "psync-agent status says when LSA protection (RunAsPPL) is on" t_status_ppl
+
 t_cmd_uninstall() {
 	wine "$WINEPREFIX/drive_c/psync-copy/psync-agent.exe" uninstall | tr -d '\r' >"$WINEPREFIX/uninst.out"
 	cat "$WINEPREFIX/uninst.out"
