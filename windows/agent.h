@@ -13,6 +13,7 @@
 
 #define AGENT_PEERS_MAX		16
 #define AGENT_DENY_MAX		256
+#define AGENT_GROUP_MAX		256	/* GNLEN: a Windows group name */
 
 struct agent_peer {
 	char		name[FRAME_NAME_MAX + 1];
@@ -26,6 +27,8 @@ struct agent_conf {
 	int		npeers;
 	char		deny[AGENT_DENY_MAX][FRAME_USER_MAX + 1];
 	int		ndeny;
+	char		deny_groups[AGENT_DENY_MAX][AGENT_GROUP_MAX + 1];
+	int		ndeny_groups;
 	unsigned int	retry_min;	/* seconds, first back-off */
 	unsigned int	retry_max;	/* seconds, longest back-off */
 	unsigned int	expire;		/* seconds a change may wait */
@@ -57,6 +60,17 @@ int	key_parse(const unsigned char *buf, size_t len,
 /* Would a change for this user never be sent? Returns the reason, or NULL. */
 const char *agent_excluded(const struct agent_conf *c, const char *user,
 	    int *msgno);
+/* A group name as deny-group takes it: 1 to 256 characters, no control
+   character, no space at either end. */
+bool	conf_group_valid(const char *name);
+/*
+ * Is the user a member of a denied group? The groups are the local and
+ * domain local groups of the user, indirect memberships through global
+ * groups included (NetUserGetLocalGroups, LG_INCLUDE_INDIRECT). 1 with the
+ * group's name, 0, or -1 when the groups cannot be read (err says why).
+ */
+int	agent_group_denied(const struct agent_conf *c, const char *user,
+	    char *group, size_t grouplen, char *err, size_t errlen);
 
 /*
  * The delivery engine: runs until stop is signalled (or, with until_empty,

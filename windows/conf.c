@@ -6,10 +6,11 @@
  *
  * agent.conf is written by "psync-agent config ..." and lives in a
  * directory only SYSTEM and Administrators can write; one setting a line:
- *   node NAME | peer NAME HOST PORT | deny USER
+ *   node NAME | peer NAME HOST PORT | deny USER | deny-group GROUP NAME
  *   retry-min S | retry-max S | expire S | timeout S
  */
 #include <windows.h>
+#include <lm.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <io.h>
@@ -162,12 +163,66 @@ conf_set_peer(struct agent_conf *c, const char *name, const char *host,
 	return 0;
 }
 
+bool
+conf_group_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > AGENT_GROUP_MAX || name[0] == ' ' || name[n - 1] == ' ')
+		return false;
+	for (; *name != 0; name++)
+		if ((unsigned char)*name < 0x20 || *name == 0x7f)
+			return false;
+	return true;
+}
+
+/* deny-group takes the rest of the line: group names hold spaces. */
+static int
+conf_deny_group(struct agent_conf *c, const char *rest, char *err,
+    size_t errlen)
+{
+	char name[AGENT_GROUP_MAX + 2];
+	size_t n;
+	int i;
+
+	while (*rest == ' ' || *rest == '\t')
+		rest++;
+	n = strcspn(rest, "\r\n");
+	while (n > 0 && (rest[n - 1] == ' ' || rest[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n > AGENT_GROUP_MAX) {
+		snprintf(err, errlen, "deny-group: a group name of 1 to %d "
+		    "characters", AGENT_GROUP_MAX);
+		return -1;
+	}
+	memcpy(name, rest, n);
+	name[n] = 0;
+	if (!conf_group_valid(name)) {
+		snprintf(err, errlen, "deny-group: bad group name");
+		return -1;
+	}
+	for (i = 0; i < c->ndeny_groups; i++)
+		if (_stricmp(c->deny_groups[i], name) == 0)
+			return 0;
+	if (c->ndeny_groups == AGENT_DENY_MAX) {
+		snprintf(err, errlen, "more than %d denied groups", AGENT_DENY_MAX);
+		return -1;
+	}
+	str_copy(c->deny_groups[c->ndeny_groups++], name,
+	    sizeof(c->deny_groups[0]));
+	return 0;
+}
+
 static int
 conf_line(struct agent_conf *c, char *line, char *err, size_t errlen)
 {
 	char *w[6];
 	int n = 0;
 	char *p = line, *save = NULL;
+
+	if (strncmp(line, "deny-group", 10) == 0 &&
+	    (line[10] == ' ' || line[10] == '\t'))
+		return conf_deny_group(c, line + 10, err, errlen);
 
 	for (p = strtok_r(line, " \t\r\n", &save); p != NULL && n < 6;
 	    p = strtok_r(NULL, " \t\r\n", &save))
@@ -259,6 +314,8 @@ conf_save(const struct agent_conf *c, char *err, size_t errlen)
 		    c->peers[i].host, c->peers[i].port);
 	for (i = 0; i < c->ndeny; i++)
 		fprintf(f, "deny %s\n", c->deny[i]);
+	for (i = 0; i < c->ndeny_groups; i++)
+		fprintf(f, "deny-group %s\n", c->deny_groups[i]);
 	fprintf(f, "retry-min %u\nretry-max %u\nexpire %u\ntimeout %u\n",
 	    c->retry_min, c->retry_max, c->expire, c->timeout);
 	ok = fflush(f) == 0 && _commit(_fileno(f)) == 0;
@@ -349,4 +406,45 @@ agent_excluded(const struct agent_conf *c, const char *user, int *msgno)
 		}
 	}
 	return NULL;
+}
+
+int
+agent_group_denied(const struct agent_conf *c, const char *user, char *group,
+    size_t grouplen, char *err, size_t errlen)
+{
+	LOCALGROUP_USERS_INFO_0 *groups = NULL;
+	WCHAR wuser[FRAME_USER_MAX + 1], wdeny[AGENT_GROUP_MAX + 1];
+	DWORD read = 0, total = 0, k;
+	NET_API_STATUS rc;
+	int i, found = 0;
+
+	if (c->ndeny_groups == 0)
+		return 0;
+	if (utf8_to_wstr(user, wuser, FRAME_USER_MAX + 1) == -1) {
+		snprintf(err, errlen, "the user name is not valid UTF-8");
+		return -1;
+	}
+	rc = NetUserGetLocalGroups(NULL, wuser, 0, LG_INCLUDE_INDIRECT,
+	    (LPBYTE *)&groups, MAX_PREFERRED_LENGTH, &read, &total);
+	if (rc != NERR_Success) {
+		snprintf(err, errlen, "cannot read the groups of %s: error %lu",
+		    user, (unsigned long)rc);
+		if (groups != NULL)
+			NetApiBufferFree(groups);
+		return -1;
+	}
+	for (i = 0; i < c->ndeny_groups && !found; i++) {
+		if (utf8_to_wstr(c->deny_groups[i], wdeny, AGENT_GROUP_MAX + 1) == -1)
+			continue;
+		for (k = 0; k < read; k++) {
+			if (groups[k].lgrui0_name != NULL &&
+			    _wcsicmp(groups[k].lgrui0_name, wdeny) == 0) {
+				str_copy(group, c->deny_groups[i], grouplen);
+				found = 1;
+				break;
+			}
+		}
+	}
+	NetApiBufferFree(groups);
+	return found;
 }

@@ -141,6 +141,38 @@ admit(const WCHAR *name)
 		pending_free(p);
 		return;
 	}
+	/* Denied groups: read when the change is taken, so membership is
+	   that of the moment. If they cannot be read, the change waits (it
+	   is read again at the next scan) until it expires. */
+	if (conf.ndeny_groups > 0) {
+		char group[AGENT_GROUP_MAX + 1];
+		int r = agent_group_denied(&conf, p->c.user, group, sizeof(group),
+		    err, sizeof(err));
+
+		if (r == 1) {
+			alog(LOG_WARN_, PSYNC_MSG_DENIED, "%d: change %s for %s "
+			    "not sent: user refused by policy (member of the "
+			    "denied group %s)", PSYNC_MSG_DENIED, p->hex,
+			    p->c.user, group);
+			DeleteFileW(path);
+			pending_free(p);
+			return;
+		}
+		if (r == -1) {
+			if (now_ms() > p->c.time_ms && now_ms() - p->c.time_ms >
+			    (uint64_t)conf.expire * 1000) {
+				alog(LOG_ERR_, 0, "change %s for %s expired: %s; "
+				    "given up", p->hex, p->c.user, err);
+				DeleteFileW(path);
+			} else {
+				alog(LOG_ERR_, 0, "change %s for %s held: %s; "
+				    "read again at the next scan", p->hex,
+				    p->c.user, err);
+			}
+			pending_free(p);
+			return;
+		}
+	}
 	/* What every psync layer would refuse (lib/change.c) is dropped here. */
 	if (!change_user_valid(p->c.user)) {
 		alog(LOG_WARN_, 0, "change %s not sent: code %d (%s): the user "

@@ -42,6 +42,7 @@ usage(void)
 	    "       psync-agent config remove-peer NAME\n"
 	    "       psync-agent config set-key PEER FILE\n"
 	    "       psync-agent config deny USER | allow USER\n"
+	    "       psync-agent config deny-group GROUP | allow-group GROUP\n"
 	    "       psync-agent config set retry-min|retry-max|expire|timeout SECONDS\n");
 }
 
@@ -177,6 +178,8 @@ cmd_config(int argc, char **argv)
 			    c.peers[i].host, c.peers[i].port);
 		for (i = 0; i < c.ndeny; i++)
 			printf("deny %s\n", c.deny[i]);
+		for (i = 0; i < c.ndeny_groups; i++)
+			printf("deny-group %s\n", c.deny_groups[i]);
 		printf("retry-min %u\nretry-max %u\nexpire %u\ntimeout %u\n",
 		    c.retry_min, c.retry_max, c.expire, c.timeout);
 		return 0;
@@ -218,6 +221,28 @@ cmd_config(int argc, char **argv)
 				memmove(&c.deny[i], &c.deny[i + 1],
 				    (size_t)(c.ndeny - i - 1) * sizeof(c.deny[0]));
 				c.ndeny--;
+				return save_or_fail(&c);
+			}
+		}
+		return 0;
+	}
+	if (strcmp(argv[0], "deny-group") == 0 && argc == 2) {
+		for (i = 0; i < c.ndeny_groups; i++)
+			if (_stricmp(c.deny_groups[i], argv[1]) == 0)
+				return 0;
+		if (c.ndeny_groups == AGENT_DENY_MAX || !conf_group_valid(argv[1]))
+			return fail("cannot deny the group %s", argv[1]);
+		str_copy(c.deny_groups[c.ndeny_groups++], argv[1],
+		    sizeof(c.deny_groups[0]));
+		return save_or_fail(&c);
+	}
+	if (strcmp(argv[0], "allow-group") == 0 && argc == 2) {
+		for (i = 0; i < c.ndeny_groups; i++) {
+			if (_stricmp(c.deny_groups[i], argv[1]) == 0) {
+				memmove(&c.deny_groups[i], &c.deny_groups[i + 1],
+				    (size_t)(c.ndeny_groups - i - 1) *
+				    sizeof(c.deny_groups[0]));
+				c.ndeny_groups--;
 				return save_or_fail(&c);
 			}
 		}

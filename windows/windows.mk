@@ -68,7 +68,7 @@ $(O)/agent/messages.o: messages.mc
 $(O)/psync-agent.exe: $(AGENT_OBJ)
 	$(CC) -static -Wl,--gc-sections -s -o $@ $(AGENT_OBJ) \
 		$(OPENSSL)/lib/libssl.a $(OPENSSL)/lib/libcrypto.a \
-		-lws2_32 -lcrypt32 -lbcrypt -ladvapi32 -luser32 -lgdi32 \
+		-lws2_32 -lcrypt32 -lbcrypt -ladvapi32 -lnetapi32 -luser32 -lgdi32 \
 		-Wl,-Bstatic -lpthread
 
 $(O)/lsa-loader.exe: ../tests/windows/lsa-loader.c

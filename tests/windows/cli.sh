@@ -43,3 +43,13 @@ t_cli_deny() {
 	conf_lines | grep -qx 'retry-min 3'
 }
 w_check "config deny/allow ignore case and duplicates; config set refuses zero, text and unknown settings" t_cli_deny
+
+t_cli_groups() {
+	cli config deny-group 'Backup Operators' &&
+	cli config deny-group 'backup operators' &&
+	[ "$(conf_lines | grep -c '^deny-group Backup Operators$')" -eq 1 ] &&
+	cli config show | grep -qx 'deny-group Backup Operators' &&
+	! cli config deny-group ' Padded' &&
+	cli config allow-group 'BACKUP OPERATORS' && ! conf_lines | grep -q '^deny-group'
+}
+w_check "config deny-group keeps a name with spaces once (any case), refuses a padded one; allow-group removes it" t_cli_groups

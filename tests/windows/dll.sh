@@ -37,7 +37,7 @@ t_agent_imports() {
 	    sed -n 's/^[[:space:]]*DLL Name: //p' | tr 'A-Z' 'a-z' | sort -u >"$WINEPREFIX/agent.imports"
 	cat "$WINEPREFIX/agent.imports"
 	[ -s "$WINEPREFIX/agent.imports" ] &&
-	! grep -Ev '^(kernel32|advapi32|crypt32|user32|ws2_32|bcrypt|msvcrt)\.dll$' \
+	! grep -Ev '^(kernel32|advapi32|crypt32|netapi32|user32|ws2_32|bcrypt|msvcrt)\.dll$' \
 	    "$WINEPREFIX/agent.imports"
 }
 w_check "the agent links OpenSSL statically: it imports only DLLs that Windows ships" t_agent_imports

@@ -15,6 +15,7 @@ e2e_skip_all() {
 	    "three changes while b is down: delivered afterwards with a doubling back-off, the last wins" \
 	    "excluded accounts (deny list, machine account, krbtgt) and a password too long for psync: nothing sent" \
 	    "a user b does not have: 8201 in the agent's log, the change given up" \
+	    "deny-group: a member of a denied group is not sent (12294), others are" \
 	    "two peers: the change stays in the spool until both have answered" \
 	    "a wrong key: 8203 on both sides (the agent's in the event log), nothing applied, the change kept" \
 	    "a change no peer took expires after the configured time and leaves the spool" \
@@ -175,6 +176,27 @@ t_no_user() {
 }
 w_check "a user b does not have: 8201 in the agent's log, the change given up" t_no_user
 
+# Denied groups. wine answers NetUserGetLocalGroups with "Administrators"
+# for every user, so with that group denied nothing goes, and with another
+# group denied everything goes; a real DC answers per user (doc/windows.md).
+t_groups() {
+	agent_stop
+	wagent config deny-group 'Backup Operators' && agent_start &&
+	notify alice 'Group-Alice-Pw-15' &&
+	e2e_wait 30 e2e_login b alice 'Group-Alice-Pw-15' || return 1
+	agent_stop
+	wagent config deny-group Administrators && agent_start &&
+	notify carol 'Group-Carol-Pw-16' &&
+	e2e_wait 30 grep -q '^20.*12294: change .* for carol not sent: user refused by policy (member of the denied group Administrators)' \
+	    "$agent_log" &&
+	! e2e_login b carol 'Group-Carol-Pw-16' &&
+	[ "$(spool_count)" -eq 0 ] || { tail -n 10 "$agent_log"; return 1; }
+	agent_stop
+	wagent config allow-group Administrators &&
+	wagent config allow-group 'Backup Operators' && agent_start
+}
+w_check "deny-group: a member of a denied group is not sent (12294), others are" t_groups
+
 # A second peer, c, down at first: the change stays in the spool after b
 # answered, until c answers too.
 t_two_peers() {
@@ -233,7 +255,7 @@ t_no_cleartext_e2e() {
 	python3 - "$WINEPREFIX" "$E2E_WORK" Win-Alice-Pw2 While-Agent-Stopped-3 \
 	    Down-Alice-One-4 Down-Alice-Two-5 Down-Alice-Three-6 Denied-Bob-Pw7 \
 	    Machine-Pw-8 Krbtgt-Pw-9 After-Excluded-10 Wrong-Key-Carol-11 \
-	    Nobody-Dave-Pw-13 Two-Peers-Alice-14 <<'PY'
+	    Nobody-Dave-Pw-13 Two-Peers-Alice-14 Group-Alice-Pw-15 Group-Carol-Pw-16 <<'PY'
 import os, sys
 needles = []
 for pw in sys.argv[3:]:
