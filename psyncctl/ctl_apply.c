@@ -95,7 +95,7 @@ cmd_apply(struct ctl *ctl, int argc, char **argv)
 		items[i].kind = kind;
 		items[i].secret = batch.changes[i].secret;
 	}
-	/* The policy first, then the store, as psyncd does (lib/judge.c). */
+	/* The policy first, then the store, as psyncd does (lib/store/judge.c). */
 	failed = judge_apply(conf, pol, NULL, items, batch.n);
 	for (i = 0; i < batch.n; i++) {
 		if (!items[i].judged)

@@ -449,7 +449,7 @@ make_keys(struct init *in)
 		if (lstat(p->key_path, &st) == 0) {
 			/* Never replace a key a peer may already hold. */
 			if (p->proto == PROTO_PSYNC &&
-			    wire_read_key_file(p->key_path, key, &err) == -1) {
+			    keyfile_read(p->key_path, key, &err) == -1) {
 				fprintf(stderr, "psyncctl init: peer %s: %s\n",
 				    p->name, err.msg);
 				goto done;
@@ -457,8 +457,8 @@ make_keys(struct init *in)
 			continue;
 		}
 		if (p->proto == PROTO_PSYNC) {
-			if (wire_key_generate(key, &err) == -1 ||
-			    wire_write_key_file(p->key_path, key, false,
+			if (keyfile_generate(key, &err) == -1 ||
+			    keyfile_write(p->key_path, key, false,
 			    &err) == -1) {
 				fprintf(stderr, "psyncctl init: peer %s: %s\n",
 				    p->name, err.msg);

@@ -2,7 +2,7 @@
  * psyncctl commands that talk to the running psyncd over its control
  * socket (status, queue, send, verify, rotate-key, set-key's reload), and
  * the two that only handle key files (keygen, set-key). The socket
- * protocol is lib/ctlproto.c, shared with psyncd.
+ * protocol is lib/proto/ctlproto.c, shared with psyncd.
  */
 #include "config.h"
 
@@ -295,12 +295,12 @@ cmd_keygen(struct ctl *ctl, int argc, char **argv)
 	if (rc != -1)
 		return rc == CTL_OK + 100 ? CTL_OK : rc;
 	rc = CTL_FAIL;
-	if (wire_key_generate(key, &err) == -1) {
+	if (keyfile_generate(key, &err) == -1) {
 		fprintf(stderr, "psyncctl keygen: %s\n", err.msg);
 		goto done;
 	}
 	if (optind < argc) {
-		if (wire_write_key_file(argv[optind], key, false, &err) == -1) {
+		if (keyfile_write(argv[optind], key, false, &err) == -1) {
 			fprintf(stderr, "psyncctl keygen: %s\n", err.msg);
 			goto done;
 		}
@@ -375,7 +375,7 @@ cmd_set_key(struct ctl *ctl, int argc, char **argv)
 		}
 		key[i] = (unsigned char)(hi << 4 | lo);
 	}
-	if (wire_write_key_file(pc->key_file, key, true, &err) == -1) {
+	if (keyfile_write(pc->key_file, key, true, &err) == -1) {
 		fprintf(stderr, "psyncctl set-key: %s\n", err.msg);
 		goto done;
 	}

@@ -186,7 +186,7 @@ keys_load(struct queue *q, const struct peer_conf *pc, struct key_state *ks,
 	memset(ks, 0, sizeof(*ks));
 	if (pending_path(pc, path, sizeof(path), err) == -1)
 		goto done;
-	if (wire_read_key_file(pc->key_file, ks->cur, err) == -1)
+	if (keyfile_read(pc->key_file, ks->cur, err) == -1)
 		goto done;
 	ks->cur_since_ms = mtime_ms(pc->key_file);
 	hash_hex(ks->cur, WIRE_KEY_LEN, fp);
@@ -229,7 +229,7 @@ keys_load(struct queue *q, const struct peer_conf *pc, struct key_state *ks,
 		rc = 0;
 		goto done;
 	}
-	if (wire_read_key_file(path, ks->next, &perr) == -1) {
+	if (keyfile_read(path, ks->next, &perr) == -1) {
 		discard_pending(q, pc, path, perr.msg);
 		rc = 0;
 		goto done;
@@ -260,7 +260,7 @@ keys_set_next(struct queue *q, const struct peer_conf *pc, uint32_t id,
 
 	if (pending_path(pc, path, sizeof(path), err) == -1)
 		return -1;
-	if (wire_write_key_file(path, key, true, err) == -1)
+	if (keyfile_write(path, key, true, err) == -1)
 		return -1;
 	hash_hex(key, WIRE_KEY_LEN, fp);
 	state_key('p', pc->name, skey);

@@ -151,7 +151,7 @@ get_change(struct rbuf *r, struct change *c)
 	memcpy(c->secret, p, n);
 	c->secret[n] = '\0';
 	c->secret_len = n;
-	/* The same rules as every other layer (lib/change.c). */
+	/* The same rules as every other layer (lib/change/change.c). */
 	if (change_check(c, &why) != PSYNC_OK)
 		fail(r, "change (user, origin, secret kind or secret)");
 }

@@ -160,7 +160,7 @@ propose(struct psyncd *d, const struct peer_conf *pc, bool control, uint32_t *re
 			goto done;
 		}
 		ks.next_id = ks.cur_id + 1;
-		if (wire_key_generate(ks.next, &err) == -1 ||
+		if (keyfile_generate(ks.next, &err) == -1 ||
 		    keys_set_next(d->q, pc, ks.next_id, ks.next, true,
 		    &err) == -1 || peers_resend(d, &err) == -1) {
 			sbuf_printf(out, "cannot store a new key for peer %s: "

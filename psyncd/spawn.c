@@ -146,6 +146,46 @@ exec_child(struct psyncd *d, const int *fds, size_t n, const char *root)
 	_exit(127);
 }
 
+typedef int (*listen_fn)(const char *address, unsigned int port,
+    struct psync_err *err);
+
+static int
+wire_listen_fn(const char *address, unsigned int port, struct psync_err *err)
+{
+	return wire_listen(address, port, NULL, err);
+}
+
+static int
+mepp_listen_fn(const char *address, unsigned int port, struct psync_err *err)
+{
+	return mepp_listen(address, port, err);
+}
+
+/*
+ * A psyncd killed a moment ago leaves its child holding the port until
+ * the kernel has delivered its death signal (PR_SET_PDEATHSIG): try again
+ * for up to LISTEN_RETRY_MS while the address is in use.
+ */
+#define LISTEN_RETRY_MS		3000
+static int
+listen_retry(const char *address, unsigned int port, listen_fn fn,
+    struct psync_err *err)
+{
+	int fd, waited = 0;
+
+	for (;;) {
+		errno = 0;
+		fd = fn(address, port, err);
+		if (fd != -1 || errno != EADDRINUSE || waited >= LISTEN_RETRY_MS)
+			return fd;
+		if (waited == 0)
+			log_info("port %u is still in use; waiting for the "
+			    "previous psyncd's network child to go", port);
+		usleep(100000);
+		waited += 100;
+	}
+}
+
 int
 spawn_child(struct psyncd *d)
 {
@@ -180,8 +220,8 @@ spawn_child(struct psyncd *d)
 	if (d->conf->listen_psync.enabled) {
 		port = d->conf->listen_psync.port != 0 ?
 		    d->conf->listen_psync.port : PSYNC_TLS_PORT;
-		psync_fd = wire_listen(d->conf->listen_psync.address, port, NULL,
-		    &err);
+		psync_fd = listen_retry(d->conf->listen_psync.address, port,
+		    wire_listen_fn, &err);
 		if (psync_fd == -1) {
 			log_warnx("psync listener: %s", err.msg);
 			goto fail;
@@ -190,7 +230,8 @@ spawn_child(struct psyncd *d)
 	if (d->conf->listen_mepp.enabled) {
 		port = d->conf->listen_mepp.port != 0 ?
 		    d->conf->listen_mepp.port : PSYNC_MEPP_PORT;
-		mepp_fd = mepp_listen(d->conf->listen_mepp.address, port, &err);
+		mepp_fd = listen_retry(d->conf->listen_mepp.address, port,
+		    mepp_listen_fn, &err);
 		if (mepp_fd == -1) {
 			log_warnx("%s", err.msg);
 			goto fail;

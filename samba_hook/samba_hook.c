@@ -11,7 +11,7 @@
  * the answer.
  *
  * A report of a password that psyncd itself just applied from a peer is
- * skipped (lib/samba_applied.h).
+ * skipped (lib/queue/samba_applied.h).
  */
 #include "config.h"
 

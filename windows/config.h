@@ -1,7 +1,7 @@
 /*
  * The config.h that the portable lib/ sources include when they are
  * cross-compiled for Windows (configure's own is for the UNIX build).
- * lib/util.c also holds POSIX-only helpers (trusted files, state
+ * lib/core/util.c also holds POSIX-only helpers (trusted files, state
  * directories) that the agent never calls: the definitions below only let
  * them compile, and --gc-sections drops them from the executable.
  */

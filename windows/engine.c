@@ -173,7 +173,7 @@ admit(const WCHAR *name)
 			return;
 		}
 	}
-	/* What every psync layer would refuse (lib/change.c) is dropped here. */
+	/* What every psync layer would refuse (lib/change/change.c) is dropped here. */
 	if (!change_user_valid(p->c.user)) {
 		alog(LOG_WARN_, 0, "change %s not sent: code %d (%s): the user "
 		    "name is not 1 to %d bytes of UTF-8 without control "

@@ -1,7 +1,7 @@
 /*
  * The agent's client side of psync's transport (doc/protocol.md section 1):
  * TLS 1.3 only, an external PSK per peer in psk_dhe_ke mode with
- * TLS_AES_256_GCM_SHA384; frames from lib/frame.c.
+ * TLS_AES_256_GCM_SHA384; frames from lib/proto/frame.c.
  * Blocking Winsock sockets with send and receive timeouts. (psyncd's
  * listener authenticates by pre-shared key only, so X.509 is not offered.)
  */

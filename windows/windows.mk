@@ -8,7 +8,8 @@
 
 # The portable psync sources the agent reuses unchanged. If lib/ is
 # reorganised, this is the one place to fix.
-LIB_PORTABLE = ../lib/frame.c ../lib/change.c ../lib/codes.c ../lib/util.c
+LIB_PORTABLE = ../lib/proto/frame.c ../lib/change/change.c \
+	../lib/core/codes.c ../lib/core/util.c
 
 CC = x86_64-w64-mingw32-gcc
 O ?= ../_build/windows

@@ -1,5 +1,5 @@
 /*
- * Fuzz target: the change type's validation (lib/change.c), which every
+ * Fuzz target: the change type's validation (lib/change/change.c), which every
  * layer runs on changes from pam_psync, the spool, peers and the child.
  * Beyond not crashing: what it accepts fits every limit it promises.
  */

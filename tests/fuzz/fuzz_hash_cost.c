@@ -1,6 +1,6 @@
 /*
  * Fuzz target: reading the cost of a crypt hash from a peer
- * (lib/store_cost.c) without running it. Checks the promises: a hash with
+ * (lib/store/store_cost.c) without running it. Checks the promises: a hash with
  * a cost has a method and a kind, a refusal is code 9 with a reason, and
  * whatever passes the cost check under the defaults would also pass under
  * the highest limits.

@@ -1,5 +1,5 @@
 /*
- * Fuzz target: escaping peer data for the log (lib/log.c). Whatever the
+ * Fuzz target: escaping peer data for the log (lib/core/log.c). Whatever the
  * bytes, the result fits its buffer, holds no control byte (so one message
  * stays one line), and is the input itself when that was plain ASCII
  * without a backslash and fitted.

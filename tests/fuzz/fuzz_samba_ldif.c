@@ -1,4 +1,4 @@
-/* Fuzz the LDIF parser of psync-samba-hook (lib/samba_ldif.c). */
+/* Fuzz the LDIF parser of psync-samba-hook (lib/store/samba_ldif.c). */
 #include "config.h"
 
 #include <stddef.h>

@@ -1,7 +1,7 @@
 /*
  * Fuzz target: the store's parsing of untrusted bytes, i.e. shadow and
- * passwd lines (lib/store.c) and the well-formedness check of ready-made
- * crypt hashes that arrive from peers (lib/store_hash.c). Checks that what
+ * passwd lines (lib/store/store.c) and the well-formedness check of ready-made
+ * crypt hashes that arrive from peers (lib/store/store_hash.c). Checks that what
  * the parser reports lies inside the line and keeps its promises.
  */
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /*
- * The change type's one validation (lib/change.c), and that every layer
+ * The change type's one validation (lib/change/change.c), and that every layer
  * uses it: a password psync cannot carry to the store is refused where it
  * enters (the policy, so pam_psync's check role; the frame and spool
  * codec; the queue), with the same limit everywhere.

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/frame.c: every message survives a round trip, and
+ * Unit tests for lib/proto/frame.c: every message survives a round trip, and
  * every way a frame can be malformed is refused with a reason that says
  * what is wrong.
  */
@@ -409,7 +409,7 @@ test_wrong_field_sizes_are_refused(void **state)
 	{
 		char want[64];
 
-		/* The change type's limit (lib/change.h), on the wire too. */
+		/* The change type's limit (lib/change/change.h), on the wire too. */
 		snprintf(want, sizeof(want), "field 6 (secret): %d bytes",
 		    FRAME_SECRET_MAX + 1);
 		expect_refused(r.buf, r.len, want);

@@ -1,5 +1,5 @@
 /*
- * Judge then apply (lib/judge.c), for what issue 14 added: an item says
+ * Judge then apply (lib/store/judge.c), for what issue 14 added: an item says
  * whether an echo is plausible, and only then does the store verify the
  * password against the stored hash ("unchanged") before hashing it.
  */

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/log.c: peer data is escaped so that one message stays
+ * Unit tests for lib/core/log.c: peer data is escaped so that one message stays
  * one line, the sinks never pass a control byte, and a peer's repeated
  * warnings are counted (with a fake clock) instead of flooding the log.
  */

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the MEPP codec (lib/mepp.c, lib/mepp_des.c): every value of
+ * Unit tests for the MEPP codec (lib/proto/mepp.c, lib/proto/mepp_des.c): every value of
  * tests/data/mepp-vectors.txt (produced against the published UNIX-side
  * implementation) is reproduced byte for byte, and the listener-side decoder
  * refuses every malformed or altered request with code 5.
@@ -738,7 +738,7 @@ test_version_word_is_left_to_the_mac(void **state)
 	free(req);
 }
 
-/* SHA-1 with OpenSSL's default context: independent of lib/mepp.c. */
+/* SHA-1 with OpenSSL's default context: independent of lib/proto/mepp.c. */
 static void
 sha1_of(const void *a, size_t alen, const void *b, size_t blen,
     const void *c, size_t clen, const void *d, size_t dlen, uint8_t out[20])
@@ -759,7 +759,7 @@ sha1_of(const void *a, size_t alen, const void *b, size_t blen,
 
 /*
  * The session key as the 64-bit legacy PAM module derives it: two 8-byte
- * zero longs after R2. Written here from SPEC.md, not with lib/mepp.c.
+ * zero longs after R2. Written here from SPEC.md, not with lib/proto/mepp.c.
  */
 static void
 kdf_8byte_by_hand(const uint8_t r1[8], const char *secret, const uint8_t r2[8],

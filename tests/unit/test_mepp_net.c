@@ -1,5 +1,5 @@
 /*
- * MEPP client and listener over loopback (lib/mepp_net.c): answers for
+ * MEPP client and listener over loopback (lib/proto/mepp_net.c): answers for
  * trusted peers through a decision callback, the legacy log numbers,
  * silence for untrusted addresses, time-outs, connect failures, the
  * connection cap and stopping. Traffic goes to 127.0.0.1 and ::1 only.

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/queue.c: psyncd's durable queue. Each test works in
+ * Unit tests for lib/queue/queue.c: psyncd's durable queue. Each test works in
  * its own temporary directory with a fake clock; a few look into the
  * database with SQLite directly, to see what is really on disk.
  */

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the files store (lib/store_files.c, lib/store.c) on
+ * Unit tests for the files store (lib/store/store_files.c, lib/store/store.c) on
  * temporary files: every result code, byte-for-byte preservation of what a
  * batch does not change, owner/mode/backup, the last-change field, stale
  * temp files, NIS make, and the line parser.

@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/store_hash.c: login.defs, the accepted and refused
+ * Unit tests for lib/store/store_hash.c: login.defs, the accepted and refused
  * forms of ready-made hashes, hashing and verifying, parallel hashing.
  */
 #include <setjmp.h>
@@ -188,7 +188,7 @@ test_each_method_hashes_verifiably_with_its_prefix(void **state)
 	hash_and_verify(HASH_BCRYPT, 4, "$2b$04$");
 }
 
-/* ---- costs (lib/store_cost.c) ---- */
+/* ---- costs (lib/store/store_cost.c) ---- */
 
 static const char y_hash43[] = "HeaDTvFEMG.PU.1Ca8Isd7eP7Y.aqv2ZbhGzm24iY19";
 

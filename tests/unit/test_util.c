@@ -1,4 +1,4 @@
-/* Unit tests for lib/util.c, lib/codes.c and lib/log.c. */
+/* Unit tests for lib/core/util.c, lib/core/codes.c and lib/core/log.c. */
 #include "config.h"
 
 #include <setjmp.h>

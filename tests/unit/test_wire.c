@@ -1,5 +1,5 @@
 /*
- * Unit tests for lib/wire.c over loopback: a server runs in a thread of
+ * Unit tests for lib/proto/wire.c over loopback: a server runs in a thread of
  * the test, the client in the main thread. Certificates for the X.509 mode
  * are made here with the OpenSSL API into a temporary directory.
  */
@@ -798,42 +798,42 @@ test_key_file_formats_and_refusals(void **state)
 	snprintf(path, sizeof(path), "%s/k", t.path);
 
 	put_file(path, hex, 64, 0600);
-	assert_int_equal(wire_read_key_file(path, key, &err), 0);
+	assert_int_equal(keyfile_read(path, key, &err), 0);
 	assert_memory_equal(key, want, WIRE_KEY_LEN);
 
 	put_file(path, "000102030405060708090a0b0c0d0e0f"
 	    "101112131415161718191a1b1c1d1e1f\n", 65, 0400);
 	memset(key, 0, sizeof(key));
-	assert_int_equal(wire_read_key_file(path, key, &err), 0);
+	assert_int_equal(keyfile_read(path, key, &err), 0);
 	assert_memory_equal(key, want, WIRE_KEY_LEN);
 
 	memset(raw, 0, sizeof(raw));	/* raw bytes may be anything, NUL too */
 	raw[31] = 0xff;
 	put_file(path, raw, sizeof(raw), 0600);
-	assert_int_equal(wire_read_key_file(path, key, &err), 0);
+	assert_int_equal(keyfile_read(path, key, &err), 0);
 	assert_memory_equal(key, raw, WIRE_KEY_LEN);
 
 	put_file(path, hex, 40, 0600);
-	assert_int_equal(wire_read_key_file(path, key, &err), -1);
+	assert_int_equal(keyfile_read(path, key, &err), -1);
 	assert_non_null(strstr(err.msg, "holds 40 bytes"));
 
 	put_file(path, "000102030405060708090a0b0c0d0e0f"
 	    "101112131415161718191a1b1c1d1e1f\n\n", 66, 0600);
-	assert_int_equal(wire_read_key_file(path, key, &err), -1);
+	assert_int_equal(keyfile_read(path, key, &err), -1);
 	assert_non_null(strstr(err.msg, "holds more than 65 bytes"));
 
 	put_file(path, "000102030405060708090a0b0c0d0e0f"
 	    "101112131415161718191a1b1c1d1eXY", 64, 0600);
-	assert_int_equal(wire_read_key_file(path, key, &err), -1);
+	assert_int_equal(keyfile_read(path, key, &err), -1);
 	assert_non_null(strstr(err.msg, "character 63 is not a hex digit"));
 
 	put_file(path, hex, 64, 0640);
-	assert_int_equal(wire_read_key_file(path, key, &err), -1);
+	assert_int_equal(keyfile_read(path, key, &err), -1);
 	assert_non_null(strstr(err.msg, "readable by group or others"));
 	assert_non_null(strstr(err.msg, path));
 
 	snprintf(path, sizeof(path), "%s/missing", t.path);
-	assert_int_equal(wire_read_key_file(path, key, &err), -1);
+	assert_int_equal(keyfile_read(path, key, &err), -1);
 	assert_int_equal(err.code, PSYNC_E_FILE_NOT_FOUND);
 	tmpdir_remove(&t);
 }
@@ -851,22 +851,22 @@ test_key_file_is_written_0600_atomically_and_read_back(void **state)
 	(void)state;
 	tmpdir_make(&t);
 	snprintf(path, sizeof(path), "%s/peer.key", t.path);
-	assert_int_equal(wire_key_generate(key, &err), 0);
-	assert_int_equal(wire_write_key_file(path, key, false, &err), 0);
+	assert_int_equal(keyfile_generate(key, &err), 0);
+	assert_int_equal(keyfile_write(path, key, false, &err), 0);
 	umask(old);
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_int_equal(st.st_size, 65);
-	assert_int_equal(wire_read_key_file(path, back, &err), 0);
+	assert_int_equal(keyfile_read(path, back, &err), 0);
 	assert_memory_equal(back, key, WIRE_KEY_LEN);
 	/* Without replace, an existing key is never overwritten. */
-	assert_int_equal(wire_write_key_file(path, key_a, false, &err), -1);
+	assert_int_equal(keyfile_write(path, key_a, false, &err), -1);
 	assert_non_null(strstr(err.msg, "already exists"));
-	assert_int_equal(wire_read_key_file(path, back, &err), 0);
+	assert_int_equal(keyfile_read(path, back, &err), 0);
 	assert_memory_equal(back, key, WIRE_KEY_LEN);
 	/* With replace (a rotation), it is swapped in whole. */
-	assert_int_equal(wire_write_key_file(path, key_a, true, &err), 0);
-	assert_int_equal(wire_read_key_file(path, back, &err), 0);
+	assert_int_equal(keyfile_write(path, key_a, true, &err), 0);
+	assert_int_equal(keyfile_read(path, back, &err), 0);
 	assert_memory_equal(back, key_a, WIRE_KEY_LEN);
 	tmpdir_remove(&t);	/* fails if a temporary file was left behind */
 }

@@ -148,7 +148,7 @@ w_check "three changes while b is down: delivered afterwards with a doubling bac
 t_excluded() {
 	notify bob 'Denied-Bob-Pw7' && notify 'DC01$' 'Machine-Pw-8' &&
 	notify krbtgt 'Krbtgt-Pw-9' &&
-	# 600 bytes: more than any psync layer takes (lib/change.c).
+	# 600 bytes: more than any psync layer takes (lib/change/change.c).
 	notify carol "$(printf 'Long-%0595d' 0)" &&
 	# A change after them: once it is delivered, they were handled.
 	notify carol 'After-Excluded-10' &&

@@ -56,7 +56,7 @@ store_result_set(struct store_result *r, int code, enum store_outcome outcome,
 	va_end(ap);
 }
 
-/* A local account name: the one rule of lib/names.c. */
+/* A local account name: the one rule of lib/core/names.c. */
 bool
 store_user_valid(const char *user)
 {
@@ -123,7 +123,7 @@ check_change(const struct hash_limits *lim, const struct store_change *c,
 		    "invalid user name");
 		return false;
 	}
-	/* The change type's rules (lib/change.c), as in every layer. */
+	/* The change type's rules (lib/change/change.c), as in every layer. */
 	if (c->secret == NULL || change_secret_check(c->kind ==
 	    STORE_SECRET_HASH ? CHANGE_SECRET_CRYPT : CHANGE_SECRET_CLEARTEXT,
 	    (const unsigned char *)c->secret, strnlen(c->secret,

@@ -25,7 +25,7 @@ int	spool_write(const char *dir, const unsigned char key[SEAL_KEY_LEN],
 	    const struct frame *change, char *name, struct psync_err *err);
 /*
  * Submit a change made on this node: a new id, the wall clock, the change
- * type's checks (lib/change.c), sealed and durable in the spool (the one
+ * type's checks (lib/change/change.c), sealed and durable in the spool (the one
  * way pam_psync and psync-samba-hook hand changes to psyncd). The name
  * of the file goes to name (SPOOL_NAME_LEN + 1). -1 with err.
  */

@@ -1,5 +1,5 @@
 /*
- * The "applied from a peer" notes of lib/samba_applied.h. A note lives
+ * The "applied from a peer" notes of lib/queue/samba_applied.h. A note lives
  * under "samba:" and the SHA-256 of the lower-cased account name (AD
  * names are case-insensitive, and a state key is short); its value is the
  * time and the password, sealed with the key name as associated data, so

@@ -589,7 +589,7 @@ static cfg_opt_t store_opts[] = {
 	CFG_INT_CB("lock-timeout",	15,		CFGF_NONE, parse_duration),
 	CFG_INT_CB("hash-threads",	0,		CFGF_NONE, parse_count),
 	CFG_BOOL("fingerprints",	cfg_true,	CFGF_NONE),
-	/* 0: the default, raised above this host's own cost (lib/store.h). */
+	/* 0: the default, raised above this host's own cost (lib/store/store.h). */
 	CFG_INT_CB("hash-max-bcrypt-cost", 0,		CFGF_NONE, parse_count),
 	CFG_INT_CB("hash-max-rounds",	0,		CFGF_NONE, parse_count),
 	CFG_INT_CB("hash-max-yescrypt-cost", 0,		CFGF_NONE, parse_count),

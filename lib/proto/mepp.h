@@ -2,7 +2,7 @@
  * MEPP, the wire protocol of the legacy Windows Password Synchronization
  * service (../shared/mepp/SPEC.md): session key derivation, the request and
  * response formats, and the rules for legacy shared keys. Pure codec: no
- * I/O here; lib/mepp_net.c drives it over sockets.
+ * I/O here; lib/proto/mepp_net.c drives it over sockets.
  *
  * Buffers that held a password (plaintexts, decoded requests) are wiped
  * before they are released; nothing here logs.
@@ -90,7 +90,7 @@ const char *mepp_kdf_form_name(enum mepp_kdf_form form);
 /*
  * The 384-byte MAC prefix: the DES key schedules of the three 8-byte keys in
  * the SSLeay layout (16 rounds of two 32-bit words each), every word
- * big-endian. Lives in lib/mepp_des.c.
+ * big-endian. Lives in lib/proto/mepp_des.c.
  */
 void	mepp_key_schedule(const uint8_t key[MEPP_KEY_LEN],
 	    uint8_t sched[MEPP_SCHED_LEN]);

@@ -24,7 +24,7 @@
 #include "util.h"
 
 int
-wire_read_key_file(const char *path, unsigned char key[WIRE_KEY_LEN],
+keyfile_read(const char *path, unsigned char key[WIRE_KEY_LEN],
     struct psync_err *err)
 {
 	unsigned char buf[2 * WIRE_KEY_LEN + 2];
@@ -83,7 +83,7 @@ done:
 }
 
 int
-wire_write_key_file(const char *path, const unsigned char key[WIRE_KEY_LEN],
+keyfile_write(const char *path, const unsigned char key[WIRE_KEY_LEN],
     bool replace, struct psync_err *err)
 {
 	static const char digits[] = "0123456789abcdef";
@@ -159,7 +159,7 @@ done:
 }
 
 int
-wire_key_generate(unsigned char key[WIRE_KEY_LEN], struct psync_err *err)
+keyfile_generate(unsigned char key[WIRE_KEY_LEN], struct psync_err *err)
 {
 	char buf[256];
 

@@ -19,17 +19,17 @@ int
 seal_key_load(const char *path, int create, unsigned char key[SEAL_KEY_LEN],
     struct psync_err *err)
 {
-	if (wire_read_key_file(path, key, err) == 0)
+	if (keyfile_read(path, key, err) == 0)
 		return 0;
 	if (!create || err->code != PSYNC_E_FILE_NOT_FOUND)
 		return -1;
-	if (wire_key_generate(key, err) == -1)
+	if (keyfile_generate(key, err) == -1)
 		return -1;
-	if (wire_write_key_file(path, key, false, err) == 0)
+	if (keyfile_write(path, key, false, err) == 0)
 		return 0;
 	/* Someone else created it first: theirs is the key. */
 	secure_wipe(key, SEAL_KEY_LEN);
-	return wire_read_key_file(path, key, err);
+	return keyfile_read(path, key, err);
 }
 
 long

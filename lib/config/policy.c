@@ -297,7 +297,7 @@ policy_check_password(const struct pw_rules *r, const char *user,
 	unsigned int classes;
 	size_t bytes = strlen(password);
 
-	/* What every layer can carry and every store take (lib/change.c). */
+	/* What every layer can carry and every store take (lib/change/change.c). */
 	if (bytes > CHANGE_SECRET_MAX) {
 		snprintf(reason, len, "the password has %zu bytes; psync "
 		    "carries at most %d", bytes, CHANGE_SECRET_MAX);

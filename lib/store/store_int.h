@@ -39,7 +39,7 @@ void	store_result_set(struct store_result *r, int code,
 	    enum store_outcome outcome, const char *fmt, ...)
 	    __attribute__((format(printf, 4, 5)));
 
-/* Hashing internals shared with the files back-end (lib/store_hash.c). */
+/* Hashing internals shared with the files back-end (lib/store/store_hash.c). */
 struct crypt_data;
 typedef void (*store_job_fn)(void *ctx, size_t i, struct crypt_data *cd);
 /* Run fn(ctx, i, cd) for i in [0, n) on threads threads (0: all cores). */
@@ -57,7 +57,7 @@ bool	store_hash_verify_cd(const char *password, const char *hash,
  */
 extern unsigned long store_stat_verified;
 
-/* Serialises the store's batches inside one process (lib/store_files.c). */
+/* Serialises the store's batches inside one process (lib/store/store_files.c). */
 extern pthread_mutex_t store_process_lock;
 
 size_t	store_files_apply(const struct store_conf *conf,

@@ -52,7 +52,7 @@ struct pw_rules {
 
 /*
  * Highest cost of a crypt hash the store takes from a peer (0: the default,
- * lib/store.h). Anything costlier is refused before crypt ever runs on it.
+ * lib/store/store.h). Anything costlier is refused before crypt ever runs on it.
  */
 struct hash_limits {
 	unsigned int	 bcrypt_cost;	/* log2 rounds */

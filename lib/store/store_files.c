@@ -259,7 +259,7 @@ lock_prefix(const char *hash, size_t len)
 
 /*
  * A field without a marker that holds no usable hash either (empty, "x",
- * "NP"): no password logs in, as lib/account.c judges it. A new hash there
+ * "NP"): no password logs in, as lib/config/account.c judges it. A new hash there
  * would make one usable, so it gets a "!" in front. In a passwd file that
  * keeps the hashes, "x" is only the usual placeholder and is replaced.
  */

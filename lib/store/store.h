@@ -2,7 +2,7 @@
  * The local store: where a password change finally lands. A batch of
  * changes is applied as one unit: to the shadow file (or passwd, when the
  * host keeps hashes there) with one locked rewrite, or change by change
- * through a PAM service. Every change gets its own result code (lib/codes.h)
+ * through a PAM service. Every change gets its own result code (lib/core/codes.h)
  * and a short reason; a failure of the whole batch gives every change the
  * same code.
  */
@@ -59,7 +59,7 @@ struct store_result {
 /*
  * What a back-end may need besides its configuration: psyncd's queue and
  * host key, where the samba store keeps its notes of changes applied from
- * peers (lib/samba_applied.c), so that the hook does not send them back.
+ * peers (lib/queue/samba_applied.c), so that the hook does not send them back.
  * NULL or empty where there is no queue (psyncctl apply, the tests).
  */
 struct queue;
@@ -140,7 +140,7 @@ int	store_batch_read(struct store_batch *batch, FILE *in,
 void	store_batch_free(struct store_batch *batch);
 
 /*
- * Hashing (lib/store_hash.c). The method and cost come from the struct,
+ * Hashing (lib/store/store_hash.c). The method and cost come from the struct,
  * or from login.defs when the struct says HASH_LOGIN_DEFS.
  */
 struct store_hash_params {
@@ -175,7 +175,7 @@ bool	store_hash_verify(const char *password, const char *hash);
 int	store_hash_check(const char *hash, struct psync_err *err);
 
 /*
- * Hash costs (lib/store_cost.c). The defaults sit somewhat above what a
+ * Hash costs (lib/store/store_cost.c). The defaults sit somewhat above what a
  * Debian host makes (yescrypt cost 5, 5000 SHA rounds, bcrypt 13 at most in
  * login.defs), far below what makes crypt run for minutes.
  */

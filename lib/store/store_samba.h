@@ -21,7 +21,7 @@
 /*
  * The samba back-end's row (store.c): with a queue in env, it notes each
  * cleartext password before it writes the directory, and drops the note
- * when the write failed or changed nothing (lib/samba_applied.c).
+ * when the write failed or changed nothing (lib/queue/samba_applied.c).
  */
 size_t	store_samba_backend_apply(const struct store_conf *conf,
 	    const struct store_env *env, const struct store_change *changes,

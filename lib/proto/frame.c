@@ -278,7 +278,7 @@ field_check(const struct msg_spec *m, const struct field_spec *fs,
 	return 0;
 }
 
-/* A CHANGE obeys the change type's rules (lib/change.c), as everywhere. */
+/* A CHANGE obeys the change type's rules (lib/change/change.c), as everywhere. */
 static int
 frame_change_check(const struct frame *f, struct psync_err *err)
 {
