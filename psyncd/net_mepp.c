@@ -64,6 +64,9 @@ mepp_prepare(struct net *n)
 	memset(&lc, 0, sizeof(lc));
 	lc.decide = mepp_decide;
 	lc.ctx = n;
+	/* Requests that arrive together reach the parent together and are
+	   applied as one batch, hashed on every core. */
+	lc.concurrent_decisions = true;
 	n->mepp = mepp_listener_adopt(NET_FD_MEPP, &lc, &err);
 	if (n->mepp == NULL) {
 		log_warnx("network child: %s", err.msg);

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
+#include <stdint.h>
 #include <shadow.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,14 +281,91 @@ wanted_range(const struct wanted *w, size_t n, const char *name, size_t *first)
 	return hi - lo + 1;
 }
 
+/*
+ * One passwd line's first four fields, in place (the line is modified):
+ * 0, or -1 for what fgetpwent(3) would skip (comments, NIS "+"/"-"
+ * entries, too few fields, a uid or gid that is not a number). Faster than
+ * fgetpwent, which seeks once per entry: a batch against a host with
+ * 10,000 accounts reads the file in a few milliseconds.
+ */
+static int
+pw_fields(char *line, struct passwd *pw)
+{
+	char *f[4], *p = line, *end;
+	unsigned long v[2];
+	size_t i;
+
+	line[strcspn(line, "\n")] = '\0';
+	if (line[0] == '\0' || line[0] == '#' || line[0] == '+' ||
+	    line[0] == '-')
+		return -1;
+	for (i = 0; i < 4; i++) {
+		f[i] = p;
+		p = strchr(p, ':');
+		if (p == NULL)
+			return -1;
+		*p++ = '\0';
+	}
+	for (i = 0; i < 2; i++) {
+		errno = 0;
+		v[i] = strtoul(f[2 + i], &end, 10);
+		if (f[2 + i][0] == '\0' || *end != '\0' || errno != 0 ||
+		    v[i] > UINT32_MAX)
+			return -1;
+	}
+	memset(pw, 0, sizeof(*pw));
+	pw->pw_name = f[0];
+	pw->pw_passwd = f[1];
+	pw->pw_uid = (uid_t)v[0];
+	pw->pw_gid = (gid_t)v[1];
+	return 0;
+}
+
+/*
+ * One shadow line: the name, the hash and the expiry day (-1: none), in
+ * place; -1 for a line fgetspent(3) would skip. The same reason as above.
+ */
+static int
+sp_fields(char *line, char **name, char **hash, long *expire)
+{
+	char *f[9], *p = line, *end;
+	size_t i;
+
+	line[strcspn(line, "\n")] = '\0';
+	if (line[0] == '\0' || line[0] == '#' || line[0] == '+' ||
+	    line[0] == '-')
+		return -1;
+	for (i = 0; i < 9; i++) {
+		f[i] = p;
+		p = strchr(p, ':');
+		if (p == NULL) {
+			if (i != 8)
+				return -1;
+			break;
+		}
+		*p++ = '\0';
+	}
+	*name = f[0];
+	*hash = f[1];
+	*expire = -1;
+	if (f[7][0] != '\0') {
+		errno = 0;
+		*expire = strtol(f[7], &end, 10);
+		if (*end != '\0' || errno != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int
 many_passwd(const struct store_conf *store, struct wanted *w, size_t n,
     bool case_ignore, struct account *acct, int *rc, char **hashes,
     struct psync_err *err)
 {
 	FILE *f;
-	struct passwd *pw;
-	size_t first, k, i;
+	struct passwd pwbuf, *pw = &pwbuf;
+	char *line = NULL;
+	size_t cap = 0, first, k, i;
 
 	f = fopen(store->passwd_file, "re");
 	if (f == NULL) {
@@ -295,7 +373,9 @@ many_passwd(const struct store_conf *store, struct wanted *w, size_t n,
 		    store->passwd_file, strerror(errno));
 		return -1;
 	}
-	while ((pw = fgetpwent(f)) != NULL) {
+	while (getline(&line, &cap, f) != -1) {
+		if (pw_fields(line, pw) == -1)
+			continue;
 		k = wanted_range(w, n, pw->pw_name, &first);
 		for (i = first; i < first + k; i++) {
 			size_t x = w[i].index;
@@ -320,6 +400,7 @@ many_passwd(const struct store_conf *store, struct wanted *w, size_t n,
 			rc[x] = 0;
 		}
 	}
+	free(line);
 	fclose(f);
 	return 0;
 }
@@ -383,7 +464,9 @@ account_lookup_many(const struct store_conf *store, const char *const *names,
 			    &acct[i].disabled);
 		}
 	} else {
-		struct spwd *sp;
+		char *line = NULL, *sname, *shash;
+		size_t cap = 0;
+		long expire;
 
 		f = fopen(store->shadow_file, "re");
 		if (f == NULL) {
@@ -391,17 +474,22 @@ account_lookup_many(const struct store_conf *store, const char *const *names,
 			    store->shadow_file, strerror(errno));
 			goto done;
 		}
-		while ((sp = fgetspent(f)) != NULL) {
-			k = wanted_range(found, nf, sp->sp_namp, &first);
+		while (getline(&line, &cap, f) != -1) {
+			if (sp_fields(line, &sname, &shash, &expire) == -1)
+				continue;
+			k = wanted_range(found, nf, sname, &first);
 			for (j = first; j < first + k; j++) {
 				struct account *a = &acct[found[j].index];
 
 				a->has_shadow = true;
-				account_classify_hash(sp->sp_pwdp, &a->locked,
+				account_classify_hash(shash, &a->locked,
 				    &a->disabled);
-				a->expired = expired_now(sp->sp_expire);
+				a->expired = expired_now(expire);
 			}
 		}
+		if (line != NULL)
+			secure_wipe(line, cap);
+		free(line);
 		fclose(f);
 		f = NULL;
 	}

@@ -77,6 +77,7 @@ struct mepp_listener {
 	pthread_cond_t		 idle;
 	unsigned int		 active;
 	pthread_mutex_t		 decide_lock;	/* one decision at a time */
+	bool			 concurrent;	/* ... unless they may overlap */
 };
 
 struct mepp_conn {
@@ -812,6 +813,7 @@ mepp_listener_make(const struct mepp_listener_conf *conf, int fd,
 	atomic_init(&l->stopping, false);
 	l->decide = conf->decide;
 	l->decide_ex = conf->decide_ex;
+	l->concurrent = conf->concurrent_decisions;
 	l->ctx = conf->ctx;
 	l->timeout_ms = conf->request_timeout_ms > 0 ? conf->request_timeout_ms :
 	    MEPP_REQUEST_TIMEOUT_MS;
@@ -1070,7 +1072,7 @@ mepp_conn_serve(struct mepp_conn *c)
 	type = (int)req.type;
 	form = req.form;
 	mepp_log_name(req.user, user, sizeof(user));
-	if (pthread_mutex_lock(&l->decide_lock) != 0) {
+	if (!l->concurrent && pthread_mutex_lock(&l->decide_lock) != 0) {
 		code = PSYNC_E_UPDATE_FAILED;
 		goto done;
 	}
@@ -1085,7 +1087,8 @@ mepp_conn_serve(struct mepp_conn *c)
 		memset(&d, 0, sizeof(d));
 	} else
 		code = l->decide(l->ctx, pname, type, req.user, req.password);
-	pthread_mutex_unlock(&l->decide_lock);
+	if (!l->concurrent)
+		pthread_mutex_unlock(&l->decide_lock);
 	if (code < 0 || code > PSYNC_CODE_MAX) {
 		log_warnx("MEPP: the decision for user %s from host %s/%s gave "
 		    "%d, not a result code; answering %d", log_str(user), pname,

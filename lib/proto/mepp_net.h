@@ -8,6 +8,7 @@
 #ifndef PSYNC_MEPP_NET_H
 #define PSYNC_MEPP_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -120,8 +121,9 @@ struct mepp_peer {
 /*
  * Decide a decoded request: return the result code to answer. For
  * MEPP_TYPE_CHECK only say whether the change would be accepted; apply
- * nothing. Calls are serialised by the listener; the password must not be
- * kept or logged.
+ * nothing. Calls are serialised by the listener unless the configuration
+ * says the callback is safe to run concurrently (concurrent_decisions);
+ * the password must not be kept or logged.
  */
 typedef int (*mepp_decide_fn)(void *ctx, const char *peer, int type,
     const char *user, const char *password);
@@ -148,6 +150,9 @@ struct mepp_listener_conf {
 	void			*ctx;
 	int			 request_timeout_ms;	/* 0: MEPP_REQUEST_TIMEOUT_MS */
 	unsigned int		 max_connections;	/* 0: MEPP_MAX_CONNECTIONS */
+	/* The callback may run in several connections' threads at once, so
+	   that requests that arrive together are decided together. */
+	bool			 concurrent_decisions;
 };
 
 struct mepp_listener;

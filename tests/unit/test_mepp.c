@@ -762,7 +762,7 @@ sha1_of(const void *a, size_t alen, const void *b, size_t blen,
  * zero longs after R2. Written here from SPEC.md, not with lib/proto/mepp.c.
  */
 static void
-kdf_8byte_by_hand(const uint8_t r1[8], const char *secret, const uint8_t r2[8],
+kdf_8byte_by_hand(const uint8_t *r1, const char *secret, const uint8_t *r2,
     uint8_t key[MEPP_KEY_LEN])
 {
 	static const uint8_t zeros[16];
