@@ -34,6 +34,7 @@ static const struct {
 	{ "keygen",	cmd_keygen,	"keygen [FILE]" },
 	{ "set-key",	cmd_set_key,	"set-key PEER  (64 hex digits on stdin)" },
 	{ "rotate-key",	cmd_rotate_key,	"rotate-key PEER" },
+	{ "explain",	cmd_explain,	"explain NUMBER | --list | --catalog" },
 };
 
 static void

@@ -29,6 +29,7 @@ int	cmd_verify(struct ctl *ctl, int argc, char **argv);
 int	cmd_keygen(struct ctl *ctl, int argc, char **argv);
 int	cmd_set_key(struct ctl *ctl, int argc, char **argv);
 int	cmd_rotate_key(struct ctl *ctl, int argc, char **argv);
+int	cmd_explain(struct ctl *ctl, int argc, char **argv);
 /* ctl_init.c: a host's first configuration and keys. */
 int	cmd_init(struct ctl *ctl, int argc, char **argv);
 

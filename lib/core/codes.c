@@ -39,6 +39,11 @@ static const struct code_row code_table[PSYNC_CODE_MAX + 1] = {
 	[PSYNC_E_UPDATE_FAILED]		= { "update-failed",	"failed to update password" },
 };
 
+const int psync_msg_numbers[PSYNC_MSG_COUNT] = {
+	PSYNC_MSG_RECV, PSYNC_MSG_NO_USER, PSYNC_MSG_KEY_MISMATCH,
+	PSYNC_MSG_DENY_LIST, PSYNC_MSG_NOT_ALLOWED, PSYNC_MSG_DENIED,
+};
+
 const char *
 code_reason(int code)
 {

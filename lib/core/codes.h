@@ -46,6 +46,10 @@ enum psync_msgno {
 	PSYNC_MSG_DENIED	= 12294,
 };
 
+/* Every log number above, for checks that each has its explanation. */
+extern const int psync_msg_numbers[];
+#define PSYNC_MSG_COUNT		6
+
 /* A short reason for a code ("no user entry"); never NULL. */
 const char	*code_reason(int code);
 /* The symbolic name of a code ("no-user"), for logs and --json; never NULL. */
