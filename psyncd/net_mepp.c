@@ -24,19 +24,19 @@ mepp_decide(void *ctx, const char *peer, int type, const char *user,
     const char *password)
 {
 	struct net *n = ctx;
+	struct psync_err err;
 	struct waiter w;
 	struct pmsg m;
 	size_t plen = strlen(password);
+	int code;
 
 	if (strlen(user) == 0 || strlen(user) > FRAME_USER_MAX ||
 	    strlen(peer) == 0 || strlen(peer) > FRAME_NAME_MAX)
 		return PSYNC_E_BAD_USER;
 	if (plen == 0 || plen > FRAME_SECRET_MAX)
 		return PSYNC_E_BAD_PASSWORD;
-	net_waiter_add(n, &w);
 	memset(&m, 0, sizeof(m));
 	m.type = PMSG_INBOUND;
-	m.reqid = w.reqid;
 	m.u.inbound.protocol = PROTO_MEPP;
 	m.u.inbound.mepp_type = type == MEPP_TYPE_CHECK ? 2 : 0;
 	str_copy(m.u.inbound.peer, peer, sizeof(m.u.inbound.peer));
@@ -47,6 +47,17 @@ mepp_decide(void *ctx, const char *peer, int type, const char *user,
 	m.u.inbound.change.secret_kind = FRAME_SECRET_CLEARTEXT;
 	memcpy(m.u.inbound.change.secret, password, plen);
 	m.u.inbound.change.secret_len = (uint16_t)plen;
+	/* The change type's rules, here: the parent takes a change that
+	   breaks them as a sign of a broken child, and stops. */
+	code = change_check(&m.u.inbound.change, &err);
+	if (code != PSYNC_OK) {
+		log_peer_warnx(peer, "MEPP: a change from %s refused: %s",
+		    peer, log_str(err.msg));
+		pmsg_wipe(&m);
+		return code;
+	}
+	net_waiter_add(n, &w);
+	m.reqid = w.reqid;
 	if (net_send_parent(n, &m) == -1) {
 		w.done = true;
 		w.code = PSYNC_E_UPDATE_FAILED;

@@ -12,7 +12,8 @@
  *
  * mepp-legacy -c PORT SECRET USER sends what the legacy PAM module sends
  * before a change, a type 2 check with "temppass", to 127.0.0.1:PORT and
- * prints the answer's code.
+ * prints the answer's code; -s PORT SECRET USER PASSWORD sends a change
+ * (type 0) the same way.
  */
 #include "config.h"
 
@@ -91,7 +92,8 @@ main(int argc, char **argv)
 	struct psync_err err;
 	int lfd, fd, one = 1, a = 1;
 
-	if (argc == 5 && strcmp(argv[1], "-c") == 0) {
+	if ((argc == 5 && strcmp(argv[1], "-c") == 0) ||
+	    (argc == 6 && strcmp(argv[1], "-s") == 0)) {
 		struct mepp_client c;
 		int code;
 
@@ -99,7 +101,8 @@ main(int argc, char **argv)
 		c.host = "127.0.0.1";
 		c.port = (unsigned int)atoi(argv[2]);
 		c.secret = argv[3];
-		code = mepp_client_check(&c, argv[4], &err);
+		code = argc == 6 ? mepp_client_change(&c, argv[4], argv[5], &err) :
+		    mepp_client_check(&c, argv[4], &err);
 		if (code == -1) {
 			fprintf(stderr, "mepp-legacy: %s\n", err.msg);
 			return 1;

@@ -12,7 +12,7 @@ set -u
 . "$top_srcdir/tests/lib/nodes.sh"
 
 base=$((20000 + ($$ + 31) % 20000))
-port_a=$base port_b=$((base + 1))
+port_a=$base port_b=$((base + 1)) port_mb=$((base + 2))
 nodes_begin psyncd-attacks
 mknode A B "$port_a" "$port_b" 0 ""
 mknode B A "$port_b" "$port_a" 1000 ""
@@ -22,7 +22,7 @@ cp "$tmp/A/keys/B.key" "$tmp/B/keys/A.key"
 sed -i 's/^\tskip-locked = false$/&\n\tmin-length = 12/' "$tmp/B/psync.conf"
 sed -i 's/^dave:\$6\$x\$initialhash:/dave:!$6$x$initialhash:/' "$tmp/B/shadow"
 
-echo "1..7"
+echo "1..9"
 
 t_start() { start A && start B; }
 ok "both nodes start; B has min-length 12 and a locked account" t_start
@@ -96,5 +96,42 @@ t_restored() {
 	{ tail -n 5 "$tmp/B/log"; ctl B status; return 1; }
 }
 ok "a queue restored from an older backup is reported at start and by psyncctl status" t_restored
+
+# A MEPP peer of B sends a user name with a newline and a forged line.
+t_newline() {
+	sed -i "s/^listen mepp {/listen mepp {\n\taddress = \"127.0.0.1\"\n\tport = $port_mb/; s/^\tenabled = false/\tenabled = true/" "$tmp/B/psync.conf"
+	cat >>"$tmp/B/psync.conf" <<C
+peer "wina" {
+	protocol = mepp
+	address = "127.0.0.1"
+	key = "legacy-secret-key-1"
+	trusted-addresses = { "127.0.0.1" }
+	direction = receive
+}
+C
+	stop B && start B || return 1
+	"$top_builddir/tests/mepp-legacy" -s "$port_mb" legacy-secret-key-1 \
+	    "$(printf 'ghost\npsyncd: FORGED change applied')" "Ghost-Pass-Long-12" \
+	    >"$tmp/m" 2>&1
+	# Refused as a bad user name (6), logged escaped; B keeps running.
+	grep -q "^6$" "$tmp/m" || { cat "$tmp/m"; return 1; }
+	wait_for 10 grep -q "ghost" "$tmp/B/log" || { tail -n 3 "$tmp/B/log"; return 1; }
+	! grep -q "^psyncd: FORGED" "$tmp/B/log" ||
+	{ grep -n "FORGED" "$tmp/B/log"; return 1; }
+	timeout 2 "$PSYNCCTL" -c "$tmp/B/psync.conf" status >/dev/null
+}
+ok "a MEPP user name with a newline is refused (6) without forging a line in B's log or stopping B" t_newline
+
+# Retention: A restarted with queue { retention = 1s } purges what it
+# delivered, and keeps the newest record for each user.
+t_retention() {
+	stop A
+	sed -i 's/^\tmax-retry-interval = 2s$/&\n\tretention = 1s/' "$tmp/A/psync.conf"
+	sleep 2
+	start A || return 1
+	wait_for 10 grep -q "queue: [1-9][0-9]* finished deliveries older than the retention purged" \
+	    "$tmp/A/log" || { tail -n 5 "$tmp/A/log"; return 1; }
+}
+ok "A started with a retention of 1 s purges the deliveries that finished (the newest per user stays)" t_retention
 
 [ "$failed" -eq 0 ]
