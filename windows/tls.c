@@ -12,11 +12,10 @@
 #include "codes.h"
 #include "frame.h"
 #include "tls.h"
+#include "tls_psk.h"
 #include "util.h"
 
-#define PSK_SUITE	"TLS_AES_256_GCM_SHA384"
 #define GROUPS		"X25519:P-256:P-384"
-static const unsigned char psk_suite_id[2] = { 0x13, 0x02 };
 
 struct tls_conn {
 	SOCKET		 s;
@@ -50,37 +49,19 @@ ssl_reason(char *buf, size_t len)
 	ERR_clear_error();
 }
 
-static SSL_SESSION *
-psk_session(SSL *ssl, const unsigned char *key)
-{
-	const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, psk_suite_id);
-	SSL_SESSION *sess;
-
-	if (cipher == NULL || (sess = SSL_SESSION_new()) == NULL)
-		return NULL;
-	if (SSL_SESSION_set1_master_key(sess, key, FRAME_KEY_LEN) != 1 ||
-	    SSL_SESSION_set_cipher(sess, cipher) != 1 ||
-	    SSL_SESSION_set_protocol_version(sess, TLS1_3_VERSION) != 1) {
-		SSL_SESSION_free(sess);
-		return NULL;
-	}
-	return sess;
-}
-
 static int
 use_session(SSL *ssl, const EVP_MD *md, const unsigned char **id,
     size_t *idlen, SSL_SESSION **sess)
 {
 	struct tls_conn *c = SSL_get_app_data(ssl);
-	const SSL_CIPHER *cipher = SSL_CIPHER_find(ssl, psk_suite_id);
 
 	*sess = NULL;
-	if (c == NULL || cipher == NULL)
+	if (c == NULL || tls_psk_cipher(ssl) == NULL)
 		return 0;
-	if (md != NULL && EVP_MD_get_type(md) !=
-	    EVP_MD_get_type(SSL_CIPHER_get_handshake_digest(cipher)))
+	/* After a HelloRetryRequest OpenSSL asks again, with the suite's hash. */
+	if (!tls_psk_digest_fits(ssl, md))
 		return 1;
-	if ((*sess = psk_session(ssl, c->peer->key)) == NULL)
+	if ((*sess = tls_psk_session(ssl, c->peer->key)) == NULL)
 		return 0;
 	*id = (const unsigned char *)c->peer->identity;
 	*idlen = strlen(c->peer->identity);
@@ -103,7 +84,7 @@ ctx_new(const struct tls_peer *p, char *err, size_t errlen)
 	SSL_CTX_clear_options(ctx, SSL_OP_ALLOW_NO_DHE_KEX);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
-	if (SSL_CTX_set_ciphersuites(ctx, PSK_SUITE) != 1)
+	if (SSL_CTX_set_ciphersuites(ctx, TLS_PSK_SUITE) != 1)
 		goto fail;
 	/* An empty trust store: a certificate instead of our PSK fails. */
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);

@@ -9,7 +9,7 @@
 # The portable psync sources the agent reuses unchanged. If lib/ is
 # reorganised, this is the one place to fix.
 LIB_PORTABLE = ../lib/proto/frame.c ../lib/change/change.c \
-	../lib/core/codes.c ../lib/core/util.c
+	../lib/core/codes.c ../lib/core/util.c ../lib/proto/tls_psk.c
 
 CC = x86_64-w64-mingw32-gcc
 O ?= ../_build/windows
@@ -57,7 +57,7 @@ $(O)/agent/%.o: %.c agent.h common.h spoolrec.h tls.h wspool.h
 $(O)/lib/%.o: $(LIB_PORTABLE) config.h
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Wno-format -I. $(addprefix -I,$(LIB_DIRS)) \
-		-c $(filter %/$*.c,$(LIB_PORTABLE)) -o $@
+		-I$(OPENSSL)/include -c $(filter %/$*.c,$(LIB_PORTABLE)) -o $@
 
 # The event log's message table (event ids 1000, 8201, 8203, 12294): the
 # Event Viewer finds the text through EventMessageFile, which install sets.

@@ -34,11 +34,9 @@
 #include "frame.h"
 #include "log.h"
 #include "util.h"
+#include "tls_psk.h"
 #include "wire.h"
 
-/* PSK mode uses one suite, so the PSK's hash is fixed: SHA-384. */
-#define WIRE_PSK_SUITE		"TLS_AES_256_GCM_SHA384"
-static const unsigned char wire_psk_suite_id[2] = { 0x13, 0x02 };
 #define WIRE_GROUPS		"X25519:P-256:P-384"
 #define WIRE_ADDR_MAX		(INET6_ADDRSTRLEN + 8)
 #define WIRE_IO_TIMEOUT_MS	30000
@@ -318,9 +316,9 @@ ctx_new(bool server, const struct wire_x509 *x509, struct psync_err *err)
 		if (ctx_load_x509(ctx, x509, err) == -1)
 			goto done;
 	} else {
-		if (SSL_CTX_set_ciphersuites(ctx, WIRE_PSK_SUITE) != 1) {
+		if (SSL_CTX_set_ciphersuites(ctx, TLS_PSK_SUITE) != 1) {
 			perr_set(err, PSYNC_E_OPEN, "cannot select %s: %s",
-			    WIRE_PSK_SUITE, ssl_reason(buf, sizeof(buf)));
+			    TLS_PSK_SUITE, ssl_reason(buf, sizeof(buf)));
 			goto done;
 		}
 		/*
@@ -343,46 +341,19 @@ done:
 	return ctx;
 }
 
-/* An SSL_SESSION that carries an external PSK for TLS 1.3. */
-static SSL_SESSION *
-psk_session(SSL *ssl, const unsigned char *key)
-{
-	const SSL_CIPHER *cipher;
-	SSL_SESSION *sess;
-
-	cipher = SSL_CIPHER_find(ssl, wire_psk_suite_id);
-	if (cipher == NULL)
-		return NULL;
-	sess = SSL_SESSION_new();
-	if (sess == NULL)
-		return NULL;
-	if (SSL_SESSION_set1_master_key(sess, key, WIRE_KEY_LEN) != 1 ||
-	    SSL_SESSION_set_cipher(sess, cipher) != 1 ||
-	    SSL_SESSION_set_protocol_version(sess, TLS1_3_VERSION) != 1) {
-		SSL_SESSION_free(sess);
-		return NULL;
-	}
-	return sess;
-}
-
 static int
 psk_use_session(SSL *ssl, const EVP_MD *md, const unsigned char **id,
     size_t *idlen, SSL_SESSION **sess)
 {
 	struct wire_conn *c = SSL_get_app_data(ssl);
-	const SSL_CIPHER *cipher;
 
 	*sess = NULL;
-	if (c == NULL)
+	if (c == NULL || tls_psk_cipher(ssl) == NULL)
 		return 0;
 	/* After a HelloRetryRequest OpenSSL asks again, with the suite's hash. */
-	cipher = SSL_CIPHER_find(ssl, wire_psk_suite_id);
-	if (cipher == NULL)
-		return 0;
-	if (md != NULL && EVP_MD_get_type(md) !=
-	    EVP_MD_get_type(SSL_CIPHER_get_handshake_digest(cipher)))
+	if (!tls_psk_digest_fits(ssl, md))
 		return 1;
-	*sess = psk_session(ssl, c->key);
+	*sess = tls_psk_session(ssl, c->key);
 	if (*sess == NULL)
 		return 0;
 	*id = (const unsigned char *)c->identity;
@@ -426,7 +397,7 @@ psk_find_session(SSL *ssl, const unsigned char *identity, size_t len,
 		rc = 1;
 		goto done;
 	}
-	*sess = psk_session(ssl, key);
+	*sess = tls_psk_session(ssl, key);
 	rc = *sess != NULL;
 done:
 	secure_wipe(key, sizeof(key));
