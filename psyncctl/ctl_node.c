@@ -154,7 +154,7 @@ cmd_queue(struct ctl *ctl, int argc, char **argv)
 {
 	static const char *const names[] = { "all", NULL };
 	static const char *const usage = "queue list [--all] | retry [ID] | "
-	    "drop ID [PEER] | purge";
+	    "drop ID [PEER] | purge | clear-lost";
 	struct psync_config *conf = NULL;
 	bool flags[4] = { false };
 	const char *w[3];
@@ -165,11 +165,9 @@ cmd_queue(struct ctl *ctl, int argc, char **argv)
 	rc = ctl_simple(ctl, argc, argv, usage, 1, 3, names, flags, &conf);
 	if (rc != -1)
 		return rc == CTL_OK + 100 ? CTL_OK : rc;
+	/* The subcommands are the queue-* rows of the control protocol. */
 	snprintf(cmd, sizeof(cmd), "queue-%s", argv[optind]);
-	if (strcmp(argv[optind], "list") != 0 &&
-	    strcmp(argv[optind], "retry") != 0 &&
-	    strcmp(argv[optind], "drop") != 0 &&
-	    strcmp(argv[optind], "purge") != 0) {
+	if (ctlproto_find(cmd) == NULL) {
 		fprintf(stderr, "usage: psyncctl %s\n", usage);
 		config_free(conf);
 		return CTL_USAGE;

@@ -512,6 +512,15 @@ dispatch(struct psyncd *d, size_t ci, char *req, size_t len)
 	case CTL_CMD_QUEUE_PURGE:
 		ok = cmd_queue(d, &out, w, nw);
 		break;
+	case CTL_CMD_QUEUE_CLEAR_LOST:
+		/* The administrator has seen the lost-writes warning. */
+		ok = queue_lost_writes_clear(d->q, &err) == 0;
+		sbuf_printf(&out, "%s\n", ok ? "the lost-writes warning is "
+		    "cleared" : err.msg);
+		if (ok)
+			log_info("control: the queue's lost-writes warning was "
+			    "cleared");
+		break;
 	case CTL_CMD_SEND:
 		ok = outbound_send_test(d, w[1], w[2], w[3], &out) == 0;
 		break;

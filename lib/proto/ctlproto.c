@@ -17,6 +17,7 @@ const struct ctlproto_cmd ctlproto_cmds[] = {
 	{ CTL_CMD_QUEUE_RETRY,	"queue-retry",	0, 1, false, "[ID]" },
 	{ CTL_CMD_QUEUE_DROP,	"queue-drop",	1, 2, false, "ID [PEER]" },
 	{ CTL_CMD_QUEUE_PURGE,	"queue-purge",	0, 0, false, "" },
+	{ CTL_CMD_QUEUE_CLEAR_LOST, "queue-clear-lost", 0, 0, false, "" },
 	{ CTL_CMD_SEND,		"send",		3, 3, false,
 	    "USER PEER PASSWORD" },
 	{ CTL_CMD_VERIFY,	"verify",	1, 2, true, "PEER [USER]" },
